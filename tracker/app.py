@@ -1,0 +1,127 @@
+"""Assembles the service: the edge in front, Starlette behind it, and the runtime
+(pool, journal, shipper) started and stopped by the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, Router
+
+from tracker import metrics
+from tracker.api import campaigns
+from tracker.api.auth import RequireAPIKey
+from tracker.config import Settings, load_settings
+from tracker.edge import Edge
+from tracker.journal import Journal
+from tracker.shipper import Shipper
+from tracker.tokens import TokenCodec
+
+log = logging.getLogger("tracker")
+
+#: /readyz fails once this many journal bytes wait for the database.
+READY_BACKLOG_BYTES = 256 * 1024 * 1024
+
+
+def v1_routes() -> list:
+    """Every authenticated route, from the module that owns it."""
+    return [*campaigns.routes]
+
+
+def public_routes() -> list:
+    """Unauthenticated routes besides /o/ and /c/ (served by the edge)."""
+    return []
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Alive, and whether the database answers (it may not: we still serve)."""
+    database = "reachable"
+    try:
+        async with request.app.state.pool.acquire(timeout=2) as conn:
+            await conn.fetchval("SELECT 1", timeout=2)
+    except Exception:  # noqa: BLE001 - any failure means "unreachable" here
+        database = "unreachable"
+    shipper: Shipper = request.app.state.shipper
+    return JSONResponse({
+        "status": "ok",
+        "database": database,
+        "journal_backlog_bytes": request.app.state.journal.backlog_bytes,
+        "events_landed": shipper.landed,
+    })
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready for traffic: database reachable and the journal backlog bounded."""
+    response = await healthz(request)
+    import json
+
+    body = json.loads(response.body)
+    ready = body["database"] == "reachable" and body["journal_backlog_bytes"] < READY_BACKLOG_BYTES
+    body["status"] = "ready" if ready else "not_ready"
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def metrics_endpoint_app(scope: dict, receive, send) -> None:
+    """Prometheus text format; behind the API key like everything not public."""
+    metrics.JOURNAL_BACKLOG.set(scope["app"].state.journal.backlog_bytes)
+    response = Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> Edge:
+    """Build the ASGI app. Usable as a uvicorn factory: ``tracker.app:create_app``."""
+    settings = settings or load_settings()
+    codec = TokenCodec(settings.secret_keys)
+    journal = Journal(settings.journal_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        dsn = settings.database_url
+        if dsn is None:
+            from tracker.embedded import start_embedded
+
+            dsn = start_embedded(settings.data_dir / "pgdata")
+        pool = await asyncpg.create_pool(dsn, min_size=0, max_size=8,
+                                         max_inactive_connection_lifetime=60)
+        journal.open()
+        shipper = Shipper(pool, journal)
+        app.state.settings = settings
+        app.state.codec = codec
+        app.state.pool = pool
+        app.state.journal = journal
+        app.state.shipper = shipper
+        shipper.start()
+        try:
+            yield
+        finally:
+            await journal.close()
+            drained = await shipper.stop()
+            journal.release(remove=drained)
+            if drained:
+                log.info("stopped: every accepted event is in PostgreSQL")
+            else:
+                log.warning("stopped with events still in the journal %s; they ship at next start",
+                            journal.directory)
+            await pool.close()
+
+    # a Router, not a Starlette: request.app must stay the outer app with its state
+    api = RequireAPIKey(Router(routes=v1_routes()), settings.api_key)
+    metrics_guarded = RequireAPIKey(metrics_endpoint_app, settings.api_key)
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Mount("/metrics", app=metrics_guarded),
+            Mount("/v1", app=api),
+            *public_routes(),
+        ],
+        lifespan=lifespan,
+    )
+    edge = Edge(app, codec, journal)
+    return edge

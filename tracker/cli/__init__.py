@@ -1,0 +1,21 @@
+"""The ``tracker`` command (click: the well-kept standard for Python CLIs).
+
+One module per command group; this module only assembles them."""
+
+from __future__ import annotations
+
+import click
+
+from tracker.cli.events import events
+from tracker.cli.serve import migrate, serve
+from tracker.cli.token import token
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tracker")
+def main() -> None:
+    """Open- and click-tracking service: signed pixel and redirect, reports in PostgreSQL."""
+
+
+for command in (serve, migrate, token, events):
+    main.add_command(command)

@@ -1,0 +1,68 @@
+"""``tracker serve`` and ``tracker migrate``."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+
+import click
+
+from tracker.cli.database import database_url, migrate_or_exit, settings_or_exit
+
+
+def _printable(dsn: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", dsn)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes serving requests; each has its own journal.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(host: str, port: int, workers: int, log_level: str) -> None:
+    """Migrate the database if needed, then serve."""
+    import uvicorn
+
+    settings = settings_or_exit()
+    dsn = database_url(settings)
+    applied = migrate_or_exit(dsn)
+    # the workers read the same settings; the embedded database's DSN goes to them here
+    os.environ["TRACKER_DATABASE_URL"] = dsn
+    os.environ["TRACKER_DATA_DIR"] = str(settings.data_dir)
+    click.echo(f"tracker: listening on http://{host}:{port} with {workers} worker(s)")
+    where = "embedded PostgreSQL in " + str(settings.data_dir / "pgdata") \
+        if not settings.database_url else _printable(dsn)
+    click.echo(f"tracker: database {where}"
+               + (f" (applied {', '.join(applied)})" if applied else ""))
+    click.echo(f"tracker: public URL {settings.public_url}, data in {settings.data_dir}")
+    for item in settings.generated:
+        click.echo(f"tracker: generated {item}")
+    # uvicorn re-raises the signal it stopped on; with a Python handler in place that
+    # becomes a normal exit, so the embedded database is stopped at exit too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run(
+        "tracker.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        timeout_keep_alive=5,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@click.command()
+def migrate() -> None:
+    """Apply the SQL migrations in sql/ (idempotent)."""
+    settings = settings_or_exit()
+    dsn = database_url(settings)
+    applied = migrate_or_exit(dsn)
+    click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")

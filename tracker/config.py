@@ -1,0 +1,99 @@
+"""Settings from the environment (the names are fixed in shared/API.md).
+
+Secrets that are not configured are generated once and kept in the data
+directory with mode 0600, so a restart keeps every link already sent valid.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(Exception):
+    """A setting is present but unusable; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str | None
+    secret_keys: list[str]
+    api_key: str
+    public_url: str
+    timezone: str
+    generated: list[str] = field(default_factory=list)
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
+
+
+def _read_or_create(path: Path, make: callable) -> tuple[str, bool]:
+    if path.exists():
+        return path.read_text().strip(), False
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value, True
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read the TRACKER_* variables, generating missing secrets under the data dir."""
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get("TRACKER_DATA_DIR") or "./.tracker").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    generated: list[str] = []
+
+    raw_keys = env.get("TRACKER_SECRET_KEYS", "")
+    keys = [k.strip() for k in raw_keys.split(",") if k.strip()]
+    if raw_keys and not keys:
+        raise ConfigError("TRACKER_SECRET_KEYS is set but holds no key; give key1,key2,...")
+    if not keys:
+        keys_file = data_dir / "secret_keys"
+        text, made = _read_or_create(keys_file, lambda: secrets.token_urlsafe(32))
+        keys = [k.strip() for k in text.replace("\n", ",").split(",") if k.strip()]
+        if made:
+            generated.append(f"signing key (kept in {keys_file})")
+    for key in keys:
+        if len(key) < 16:
+            raise ConfigError(
+                "every key in TRACKER_SECRET_KEYS must be at least 16 characters; "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+
+    api_key = env.get("TRACKER_API_KEY", "").strip()
+    if not api_key:
+        api_key_file = data_dir / "api_key"
+        api_key, made = _read_or_create(api_key_file, lambda: secrets.token_urlsafe(24))
+        if made:
+            generated.append(f"API key {api_key} (kept in {api_key_file})")
+
+    public_url = (env.get("TRACKER_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"TRACKER_PUBLIC_URL must start with http:// or https://, got {public_url!r}"
+        )
+    timezone = env.get("TRACKER_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"TRACKER_TIMEZONE={timezone!r} is not a known time zone; use a name such as "
+            "UTC or Asia/Tokyo"
+        ) from exc
+
+    return Settings(
+        data_dir=data_dir,
+        database_url=env.get("TRACKER_DATABASE_URL") or None,
+        secret_keys=keys,
+        api_key=api_key,
+        public_url=public_url,
+        timezone=timezone,
+        generated=generated,
+    )

@@ -1,0 +1,64 @@
+"""The embedded PostgreSQL used when no TRACKER_DATABASE_URL is given.
+
+The ``pgserver`` wheel ships a real PostgreSQL server; this module only decides
+where its data lives, hands back a DSN, and stops the server when the process
+that started it ends (and only then: a ``tracker token`` run beside a running
+``tracker serve`` must not stop the service's database). It listens on a Unix
+socket inside the data directory, never on a TCP port.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import subprocess
+import warnings
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def is_running(pgdata: Path) -> bool:
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_embedded(pgdata: Path, *, stop_at_exit: bool = True) -> str:
+    """Start (or attach to) the embedded server in ``pgdata`` and return its DSN.
+
+    With ``stop_at_exit`` the server is stopped when this process exits, but only
+    if this process is the one that started it."""
+    started_here = not is_running(pgdata)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+    if started_here and stop_at_exit:
+        atexit.register(pg_ctl_stop, pgdata)
+    return server.get_uri()
+
+
+def pg_ctl_stop(pgdata: Path, mode: str = "fast") -> None:
+    """Stop the embedded server in ``pgdata`` now (``mode``: smart, fast, immediate)."""
+    from pgserver._commands import pg_ctl
+
+    if not is_running(pgdata):
+        return
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-m", mode, "-w", "stop"], pgdata=pgdata, user=user, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        log.warning("could not stop embedded PostgreSQL in %s: %s", pgdata, exc)

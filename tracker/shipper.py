@@ -1,0 +1,237 @@
+"""Ships committed journal records to PostgreSQL with COPY, exactly once.
+
+It ships this process's own journal continuously (every few milliseconds, so an
+event is in the reports well within a second, F18) and drains the journals of dead
+processes it adopts. While PostgreSQL is down it retries with backoff; the edge
+never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from tracker import metrics
+from tracker.events import RECORD_DEFINITION, RECORD_EVENT, Dictionary, decode_record
+from tracker.journal import Journal, adoptable_journals, read_frames, segment_name, segment_numbers
+from tracker.store import events as event_store
+
+log = logging.getLogger(__name__)
+
+BATCH_EVENTS = 20_000
+READ_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class _Source:
+    """One journal directory being shipped: ours (``live``) or an adopted one."""
+
+    directory: Path
+    live: Journal | None = None
+    lock_fd: int | None = None
+    position: tuple[int, int] | None = None  # (segment, offset) shipped so far
+    known_urls: set[int] = field(default_factory=set)
+    known_uas: set[int] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+
+@dataclass
+class _Batch:
+    segment: int
+    end: int
+    events: list[tuple] = field(default_factory=list)
+    urls: dict[int, bytes] = field(default_factory=dict)
+    user_agents: dict[int, bytes] = field(default_factory=dict)
+    segment_done: bool = False
+
+
+class Shipper:
+    def __init__(self, pool: asyncpg.Pool, journal: Journal, *, interval: float = 0.02,
+                 adopt_every: float = 5.0) -> None:
+        self.pool = pool
+        self.journal = journal
+        self.interval = interval
+        self.adopt_every = adopt_every
+        self.own = _Source(journal.directory, live=journal)
+        self.adopted: list[_Source] = []
+        self.landed = 0
+        self.database_up = True
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._last_adopt = 0.0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="shipper")
+
+    async def stop(self, drain_timeout: float = 15.0) -> bool:
+        """Stop the loop, then ship what is committed; True if nothing is left."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        deadline = time.monotonic() + drain_timeout
+        while time.monotonic() < deadline:
+            try:
+                if not await self.ship_once():
+                    return self.pending_sources() == 0
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                log.warning("final drain failed (%s); the journal keeps the rest", exc)
+                return False
+        return False
+
+    def pending_sources(self) -> int:
+        """Journals with events not yet in PostgreSQL (0 means all landed)."""
+        own_left = self.own.position is None or self._read_batch(self.own) is not None
+        return len(self.adopted) + (1 if own_left else 0)
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() - self._last_adopt > self.adopt_every:
+                    self._adopt()
+                busy = await self.ship_once()
+                if not self.database_up:
+                    log.warning("database reachable again; shipping the journal backlog")
+                self.database_up = True
+                backoff = 0.1
+                if busy:
+                    continue
+                self.journal.committed_event.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.journal.committed_event.wait(), self.interval)
+            except asyncio.CancelledError:
+                raise
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                metrics.DATABASE_ERRORS.inc()
+                if self.database_up:
+                    log.error("cannot ship events to PostgreSQL (%s); they wait in the journal",
+                              exc)
+                self.database_up = False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _adopt(self) -> None:
+        self._last_adopt = time.monotonic()
+        taken = {s.directory for s in self.adopted}
+        for directory, fd in adoptable_journals(self.journal.root, self.journal.directory):
+            if directory in taken:
+                os.close(fd)
+                continue
+            log.warning("adopting journal %s left by a stopped process", directory.name)
+            self.adopted.append(_Source(directory, lock_fd=fd))
+
+    async def ship_once(self) -> bool:
+        """Ship one batch from each source; True if any source had something."""
+        busy = False
+        for source in [*self.adopted, self.own]:
+            if await self._ship_source(source):
+                busy = True
+        return busy
+
+    async def _ship_source(self, source: _Source) -> bool:
+        async with self.pool.acquire(timeout=5) as conn:
+            if source.position is None:
+                source.position = await event_store.shipped_position(conn, source.name)
+            batch = self._read_batch(source)
+            if batch is None:
+                if source.live is None:
+                    await self._finish_adopted(conn, source)
+                return False
+            if batch.events or batch.urls or batch.user_agents:
+                started = time.perf_counter()
+                await event_store.land(
+                    conn, journal=source.name, segment=batch.segment, offset=batch.end,
+                    events=batch.events, urls=batch.urls, user_agents=batch.user_agents,
+                )
+                metrics.COPY_SECONDS.observe(time.perf_counter() - started)
+                metrics.BATCH_SIZE.observe(len(batch.events))
+                metrics.EVENTS_LANDED.inc(len(batch.events))
+                self.landed += len(batch.events)
+            freed = batch.end - source.position[1] if batch.segment == source.position[0] else 0
+            source.position = (batch.segment, batch.end)
+            source.known_urls.update(batch.urls)
+            source.known_uas.update(batch.user_agents)
+            if batch.segment_done:
+                path = source.directory / segment_name(batch.segment)
+                try:
+                    freed = path.stat().st_size
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+                source.position = (batch.segment + 1, 0)
+            if source.live is not None:
+                source.live.shipped(freed)
+            return True
+
+    def _read_batch(self, source: _Source) -> _Batch | None:
+        """The next batch of records after the shipped position, or None when
+        everything committed has been shipped."""
+        seg, offset = source.position
+        live = source.live
+        numbers = segment_numbers(source.directory)
+        pending = [n for n in numbers if n >= seg]
+        if live is not None:
+            committed_seg, committed_end = live.committed
+            pending = [n for n in pending if n <= committed_seg]
+        if not pending:
+            return None
+        number = pending[0]
+        if number != seg:
+            offset = 0
+        path = source.directory / segment_name(number)
+        limit: int | None = None
+        if live is not None and number == committed_seg:
+            limit = committed_end
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            want = READ_BYTES if limit is None else min(READ_BYTES, limit - offset)
+            data = fh.read(max(want, 0))
+        batch = _Batch(segment=number, end=offset)
+        full = False
+        for end, body in read_frames(data):
+            rtype, fields = decode_record(body)
+            if rtype == RECORD_EVENT:
+                batch.events.append(fields)
+            elif rtype == RECORD_DEFINITION:
+                dictionary, ident, value = fields
+                if dictionary == Dictionary.URL and ident not in source.known_urls:
+                    batch.urls[ident] = value
+                elif dictionary == Dictionary.USER_AGENT and ident not in source.known_uas:
+                    batch.user_agents[ident] = value
+            batch.end = offset + end
+            if len(batch.events) >= BATCH_EVENTS:
+                full = True
+                break
+        at_eof = len(data) < READ_BYTES
+        if live is not None:
+            # our own segment is done once the journal has moved past it
+            batch.segment_done = number < committed_seg and batch.end >= path.stat().st_size
+        else:
+            # an adopted segment is done at its end; what follows the last intact
+            # frame there is a torn write that was never acknowledged
+            batch.segment_done = at_eof and not full
+        if batch.end == offset and not batch.segment_done:
+            return None
+        return batch
+
+    async def _finish_adopted(self, conn: asyncpg.Connection, source: _Source) -> None:
+        """Everything of a dead process's journal has landed: remove it."""
+        for path in source.directory.iterdir():
+            path.unlink(missing_ok=True)
+        source.directory.rmdir()
+        await event_store.forget_journal(conn, source.name)
+        if source.lock_fd is not None:
+            os.close(source.lock_fd)
+        self.adopted.remove(source)
+        log.warning("journal %s drained and removed", source.name)

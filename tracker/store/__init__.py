@@ -1,0 +1,1 @@
+"""The store: everything that speaks SQL to PostgreSQL, and nothing that speaks HTTP."""

@@ -1,0 +1,49 @@
+"""Deliveries: one message to one user, with the facts reports need about it.
+
+A delivery keeps its own user id, channel and campaign (F20: deleting the
+audience list used for a send changes no report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+STATUS_PREPARED = 0
+STATUS_DELIVERED = 1
+STATUS_BOUNCED = 2
+STATUS_SOFT_BOUNCED = 3
+STATUS_FAILED = 4
+STATUS_SUPPRESSED = 5
+
+STATUS_CODES = {
+    "delivered": STATUS_DELIVERED,
+    "bounced": STATUS_BOUNCED,
+    "soft_bounced": STATUS_SOFT_BOUNCED,
+    "failed": STATUS_FAILED,
+    "suppressed": STATUS_SUPPRESSED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDelivery:
+    delivery_id: int
+    campaign: int
+    schedule_task: int
+    channel: int
+    user_id: str
+    has_html: bool | None
+    is_test: bool
+
+
+async def record_prepared(conn: asyncpg.Connection, deliveries: list[PreparedDelivery]) -> None:
+    """Store deliveries minted at send time (before any outcome), in one COPY."""
+    if not deliveries:
+        return
+    await conn.copy_records_to_table(
+        "deliveries",
+        records=[(d.delivery_id, d.campaign, d.schedule_task, d.channel, d.user_id, d.has_html,
+                  d.is_test) for d in deliveries],
+        columns=("delivery_id", "campaign", "schedule_task", "channel", "user_id", "has_html",
+                 "is_test"),
+    )

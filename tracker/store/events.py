@@ -1,0 +1,91 @@
+"""Landing journal batches in PostgreSQL: rows, dictionaries and position at once.
+
+The journal position is written in the same transaction as the rows it covers,
+so after any crash a batch is either wholly in the database (and its position
+says so) or wholly absent (and will be shipped again): exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+
+from tracker.store import effects
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+EVENT_COLUMNS = (
+    "ts", "delivery_id", "url_id", "ua_id", "campaign", "schedule_task",
+    "kind", "flags", "link_position",
+)
+
+_known_months: set[date] = set()
+
+
+def ts_from_us(ts_us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=ts_us)
+
+
+def _text(value: bytes) -> str:
+    # PostgreSQL text cannot hold NUL; user agents are not guaranteed UTF-8.
+    return value.decode("utf-8", "replace").replace("\x00", "")
+
+
+async def ensure_partitions(conn: asyncpg.Connection, timestamps: Iterable[datetime]) -> None:
+    months = {date(t.year, t.month, 1) for t in timestamps} - _known_months
+    for month in sorted(months):
+        await conn.execute("SELECT tracker_ensure_month_partition($1)", month)
+        _known_months.add(month)
+
+
+async def land(
+    conn: asyncpg.Connection,
+    *,
+    journal: str,
+    segment: int,
+    offset: int,
+    events: list[tuple],
+    urls: dict[int, bytes],
+    user_agents: dict[int, bytes],
+) -> None:
+    """Write one shipped batch. ``events`` are decoded journal tuples in
+    EVENT_COLUMNS order with the time still in microseconds."""
+    rows = [(ts_from_us(e[0]), *e[1:]) for e in events]
+    async with conn.transaction():
+        if rows:
+            await ensure_partitions(conn, (r[0] for r in rows))
+        if urls:
+            await conn.execute(
+                "INSERT INTO urls (id, url) SELECT * FROM unnest($1::bigint[], $2::text[])"
+                " ON CONFLICT (id) DO NOTHING",
+                list(urls), [_text(v) for v in urls.values()],
+            )
+        if user_agents:
+            await conn.execute(
+                "INSERT INTO user_agents (id, user_agent)"
+                " SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT (id) DO NOTHING",
+                list(user_agents), [_text(v) for v in user_agents.values()],
+            )
+        if rows:
+            await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
+            await effects.apply(conn, rows)
+        await conn.execute(
+            "INSERT INTO journal_positions (journal, segment, \"offset\", updated_at)"
+            " VALUES ($1, $2, $3, now()) ON CONFLICT (journal) DO UPDATE"
+            " SET segment = EXCLUDED.segment, \"offset\" = EXCLUDED.\"offset\","
+            " updated_at = now()",
+            journal, segment, offset,
+        )
+
+
+async def shipped_position(conn: asyncpg.Connection, journal: str) -> tuple[int, int]:
+    row = await conn.fetchrow(
+        "SELECT segment, \"offset\" FROM journal_positions WHERE journal = $1", journal
+    )
+    return (row["segment"], row["offset"]) if row else (0, 0)
+
+
+async def forget_journal(conn: asyncpg.Connection, journal: str) -> None:
+    await conn.execute("DELETE FROM journal_positions WHERE journal = $1", journal)

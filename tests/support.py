@@ -1,0 +1,237 @@
+"""Test support: a real PostgreSQL, fresh databases, and the real service over HTTP.
+
+Nothing here is a mock. ``Service`` starts ``python -m tracker serve`` as a child
+process against its own database and speaks HTTP to it; tests then read the rows
+that landed straight from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from tracker.migrate import migrate_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SECRET_KEYS = "test-key-newest-0123456789,test-key-older-0123456789"
+API_KEY = "test-api-key-0123456789"
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The same server DSN pointing at database ``name``."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+def query(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run one SQL statement against ``dsn`` and return its rows (sync, for tests)."""
+    return run(fetch(dsn, sql, *args))
+
+
+def scalar(dsn: str, sql: str, *args: Any) -> Any:
+    rows = query(dsn, sql, *args)
+    return rows[0][0] if rows else None
+
+
+class Databases:
+    """Creates a migrated template once, then one fresh database per request."""
+
+    def __init__(self, server_dsn: str) -> None:
+        self.server_dsn = server_dsn
+        self.template = f"tracker_tmpl_{uuid.uuid4().hex[:8]}"
+        self.created: list[str] = []
+        run(self._create(self.template, template=None))
+        run(migrate_url(with_database(server_dsn, self.template)))
+
+    async def _create(self, name: str, template: str | None) -> None:
+        conn = await asyncpg.connect(self.server_dsn)
+        try:
+            clause = f" TEMPLATE {template}" if template else ""
+            await conn.execute(f"CREATE DATABASE {name}{clause}")
+        finally:
+            await conn.close()
+
+    def fresh(self) -> str:
+        name = f"tracker_t_{uuid.uuid4().hex[:12]}"
+        run(self._create(name, self.template))
+        self.created.append(name)
+        return with_database(self.server_dsn, name)
+
+    def drop_all(self) -> None:
+        async def drop() -> None:
+            conn = await asyncpg.connect(self.server_dsn)
+            try:
+                for name in [*self.created, self.template]:
+                    await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            finally:
+                await conn.close()
+
+        run(drop())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """The real tracker in a child process, on its own port, data dir and database."""
+
+    def __init__(self, dsn: str, data_dir: Path, *, workers: int = 1,
+                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.dsn = dsn
+        self.data_dir = data_dir
+        self.workers = workers
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.api_key = API_KEY
+        self.extra_env = env or {}
+        self.process: subprocess.Popen | None = None
+        self.log_path = data_dir / f"service-{self.port}.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "TRACKER_DATABASE_URL": self.dsn,
+            "TRACKER_DATA_DIR": str(self.data_dir),
+            "TRACKER_SECRET_KEYS": SECRET_KEYS,
+            "TRACKER_API_KEY": API_KEY,
+            "TRACKER_PUBLIC_URL": self.base_url,
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 30) -> Service:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tracker", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tracker exited at start:\n{self.log()}")
+            try:
+                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"tracker did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
+        """Signal the whole process group (workers too) and wait for it to exit."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        os.killpg(self.process.pid, sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait(10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+
+    def api(self) -> httpx.Client:
+        """An HTTP client that sends the API key."""
+        return self.client(headers={"Authorization": f"Bearer {API_KEY}"})
+
+    def cli(self, *args: str, input: str | bytes | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``tracker ARGS`` with this service's configuration."""
+        result = subprocess.run(
+            [sys.executable, "-m", "tracker", *args], env=self.env, capture_output=True,
+            input=input.encode() if isinstance(input, str) else input, timeout=300,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"tracker {' '.join(args)} failed:\n{result.stderr.decode()}")
+        return result
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or fail with a clear message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+        time.sleep(interval)
+
+
+async def _prepare_delivery(dsn: str, campaign_id: str, task: str, user: str,
+                            channel: str, is_test: bool) -> tuple[int, int, int]:
+    from tracker.store import campaigns, deliveries
+    from tracker.tokens import CHANNELS_BY_NAME
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        campaign = await campaigns.ensure_campaign(conn, campaign_id, channel)
+        task_id = await campaigns.ensure_schedule_task(conn, campaign.id, task)
+        delivery_id = await campaigns.DeliveryIds().mint(conn)
+        await deliveries.record_prepared(conn, [deliveries.PreparedDelivery(
+            delivery_id, campaign.id, task_id, CHANNELS_BY_NAME[channel], user, True, is_test)])
+        return delivery_id, campaign.id, task_id
+    finally:
+        await conn.close()
+
+
+def mint_url(service: Service, purpose: str, *, url: str = "", position: int = 0,
+             campaign: str = "c1", task: str = "t1", user: str = "u1", channel: str = "email",
+             is_test: bool = False, keys: str = SECRET_KEYS) -> str:
+    """Record a delivery in the service's database and return a signed tracking URL
+    for it, exactly as the send side would."""
+    from tracker.tokens import CHANNELS_BY_NAME, Purpose, TokenCodec, TokenData
+
+    delivery_id, campaign_id, task_id = run(
+        _prepare_delivery(service.dsn, campaign, task, user, channel, is_test))
+    codec = TokenCodec(keys.split(","))
+    kind = {"open": Purpose.OPEN, "click": Purpose.CLICK, "unsubscribe": Purpose.UNSUBSCRIBE}
+    token = codec.mint(kind[purpose], TokenData(
+        delivery_id, campaign_id, task_id, CHANNELS_BY_NAME[channel], is_test, position, url))
+    path = {"open": "o", "click": "c", "unsubscribe": "u"}[purpose]
+    return f"{service.base_url}/{path}/{token}"
+
+
+def event_count(dsn: str, kind: int | None = None) -> int:
+    if kind is None:
+        return scalar(dsn, "SELECT count(*) FROM events")
+    return scalar(dsn, "SELECT count(*) FROM events WHERE kind = $1", kind)

@@ -20,6 +20,7 @@ from tracker.api.auth import RequireAPIKey
 from tracker.config import Settings, load_settings
 from tracker.edge import Edge
 from tracker.journal import Journal
+from tracker.recorder import Recorder
 from tracker.shipper import Shipper
 from tracker.tokens import TokenCodec
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Edge:
     settings = settings or load_settings()
     codec = TokenCodec(settings.secret_keys)
     journal = Journal(settings.journal_dir)
+    recorder = Recorder(journal)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         app.state.codec = codec
         app.state.pool = pool
         app.state.journal = journal
+        app.state.recorder = recorder
         app.state.shipper = shipper
         shipper.start()
         try:
@@ -123,5 +126,5 @@ def create_app(settings: Settings | None = None) -> Edge:
         ],
         lifespan=lifespan,
     )
-    edge = Edge(app, codec, journal)
+    edge = Edge(app, codec, recorder)
     return edge

@@ -12,12 +12,11 @@ journal has made it durable (the acknowledgement is the promise).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 from tracker import metrics
-from tracker.events import Dictionary, Flag, Kind, dictionary_id, encode_definition, encode_event
-from tracker.journal import Journal, frame
+from tracker.events import Kind
+from tracker.recorder import Recorder
 from tracker.tokens import InvalidToken, Purpose, TokenCodec
 from tracker.urls import to_location
 
@@ -73,17 +72,14 @@ _REDIRECT_HEADERS = [
     (b"content-length", b"0"),
 ]
 
-_UA_CACHE_LIMIT = 20_000
-
 
 class Edge:
     """ASGI middleware serving the tracking endpoints; everything else goes to ``app``."""
 
-    def __init__(self, app: ASGIApp, codec: TokenCodec, journal: Journal | None = None) -> None:
+    def __init__(self, app: ASGIApp, codec: TokenCodec, recorder: Recorder | None) -> None:
         self.app = app
         self.codec = codec
-        self.journal = journal
-        self._ua_cache: dict[bytes, tuple[int, bytes]] = {}
+        self.recorder = recorder
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "http":
@@ -107,8 +103,8 @@ class Edge:
             data = self.codec.verify(Purpose.OPEN, token)
         except InvalidToken:
             data = None
-        if data is not None and not data.is_test:
-            await self._record(scope, data, Kind.OPEN, 0, b"")
+        if data is not None and not data.is_test and self.recorder is not None:
+            await self.recorder.record(scope["headers"], method, data, Kind.OPEN)
         metrics.OPEN_OK.inc()
         await send(_PIXEL_START)
         await send(_PIXEL_BODY if method == "GET" else _EMPTY_BODY)
@@ -126,9 +122,9 @@ class Edge:
             await send(_NOT_FOUND_START)
             await send(_NOT_FOUND_BODY if method == "GET" else _EMPTY_BODY)
             return
-        if not data.is_test:
-            await self._record(scope, data, Kind.CLICK, data.link_position,
-                               data.url.encode("utf-8"))
+        if not data.is_test and self.recorder is not None:
+            await self.recorder.record(scope["headers"], method, data, Kind.CLICK,
+                                       data.link_position, data.url.encode("utf-8"))
         metrics.CLICK_OK.inc()
         await send({
             "type": "http.response.start",
@@ -136,43 +132,6 @@ class Edge:
             "headers": [(b"location", location), *_REDIRECT_HEADERS],
         })
         await send(_EMPTY_BODY)
-
-    async def _record(self, scope: dict, data, kind: Kind, position: int, url: bytes) -> None:
-        journal = self.journal
-        if journal is None:
-            return
-        metrics.EVENTS_ACCEPTED.inc()
-        records = []
-        ua_id = 0
-        for name, value in scope["headers"]:
-            if name == b"user-agent":
-                ua_id, definition = self._user_agent(value)
-                records.append(definition)
-                break
-        url_id = 0
-        if url:
-            url_id = dictionary_id(url)
-            records.append(frame(encode_definition(Dictionary.URL, url_id, url)))
-        flags = Flag.HEAD if scope["method"] == "HEAD" else 0
-        records.append(frame(encode_event(
-            time.time_ns() // 1000, data.delivery_id, url_id, ua_id, data.campaign,
-            data.schedule_task, kind, flags, position,
-        )))
-        if await journal.append(b"".join(records)):
-            metrics.EVENTS_JOURNALED.inc()
-        else:
-            metrics.EVENTS_DROPPED.inc()
-
-    def _user_agent(self, value: bytes) -> tuple[int, bytes]:
-        cached = self._ua_cache.get(value)
-        if cached is None:
-            if len(self._ua_cache) >= _UA_CACHE_LIMIT:
-                self._ua_cache.clear()
-            value = value[:1000]
-            ident = dictionary_id(value)
-            cached = self._ua_cache[value] = (
-                ident, frame(encode_definition(Dictionary.USER_AGENT, ident, value)))
-        return cached
 
     async def _not_allowed(self, send: Callable) -> None:
         await send(_METHOD_NOT_ALLOWED)

@@ -51,6 +51,17 @@ def check_target_url(url: str) -> None:
         raise UnsafeURL("the target URL has no host; give an absolute URL such as https://host/")
 
 
+def is_safe_location(url: str) -> bool:
+    """The redirect-time re-check: http(s) and nothing that could break a header.
+
+    Cheaper than check_target_url (no full parse): the URL was fully checked when
+    it was signed; this only guards against a token signed by something else."""
+    head = url[:8].lower()
+    if not (head.startswith("http://") or head == "https://"):
+        return False
+    return len(url) <= MAX_URL_LENGTH and _FORBIDDEN.search(url) is None
+
+
 def to_location(url: str) -> bytes:
     """The bytes of a ``Location`` header for a checked target URL.
 

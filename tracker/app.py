@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Mount("/metrics", app=metrics_guarded),
+            Route("/metrics", metrics_guarded),  # an ASGI app as endpoint: no /metrics/ redirect
             Mount("/v1", app=api),
             *public_routes(),
         ],

@@ -1,0 +1,38 @@
+"""The verdict on one hit: who (or what) made it.
+
+The numbers are fixed: they are stored in bits 1-3 of ``events.flags``
+(``tracker.events.Flag.VERDICT_SHIFT``/``VERDICT_MASK``), so every row already
+landed keeps its meaning. Add new verdicts at the end (up to 7), never renumber.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from tracker.events import Flag
+
+
+class Verdict(IntEnum):
+    HUMAN = 0  #: a person's mail client or browser (the default when nothing says otherwise)
+    MACHINE_OPEN = 1  #: a pixel fetched with nobody reading: Apple MPP prefetch, scanners, HEAD
+    PROXIED_OPEN = 2  #: a real open through an image proxy (Gmail, Yahoo) that hides the client
+    SCANNER_CLICK = 3  #: a link followed by a security scanner (Safe Links, Mimecast, ...)
+    OTHER_BOT = 4  #: any other automated client: crawlers, HTTP libraries, monitors
+
+
+#: verdicts a report counts as people by default (``include_bots=true`` adds the rest)
+PEOPLE = frozenset({Verdict.HUMAN, Verdict.PROXIED_OPEN})
+
+
+def to_flags(verdict: int) -> int:
+    """The verdict's bits, to OR into ``events.flags``."""
+    return (verdict << Flag.VERDICT_SHIFT) & Flag.VERDICT_MASK
+
+
+def from_flags(flags: int) -> Verdict:
+    """The verdict stored in an ``events.flags`` value."""
+    return Verdict((flags & Flag.VERDICT_MASK) >> Flag.VERDICT_SHIFT)
+
+
+#: SQL expression for the verdict of an ``events`` row aliased ``e``, for views and reports
+VERDICT_SQL = f"((e.flags & {Flag.VERDICT_MASK}) >> {Flag.VERDICT_SHIFT})"

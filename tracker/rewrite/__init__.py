@@ -1,0 +1,16 @@
+"""Send-time rewriting: every http(s) link becomes a signed click URL, HTML gets one
+open pixel, the unsubscribe placeholder becomes a signed ``/u/`` link, and every
+other byte stays as the sender wrote it.
+
+Compile once, fill per recipient: :mod:`tracker.rewrite.html` and
+:mod:`tracker.rewrite.text` turn a body into literal segments and slots once
+(cached by content in :mod:`tracker.rewrite.cache`); :mod:`tracker.rewrite.engine`
+fills the slots with tokens for one recipient; :mod:`tracker.rewrite.mime` does the
+same inside whole MIME messages; :mod:`tracker.rewrite.send` is the thin async layer
+that mints delivery ids, checks suppressions and records deliveries in bulk.
+"""
+
+from tracker.rewrite.engine import MessageIds, Rewriter, Rewritten
+from tracker.rewrite.errors import RewriteError
+
+__all__ = ["MessageIds", "RewriteError", "Rewriter", "Rewritten"]

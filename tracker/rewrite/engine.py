@@ -1,0 +1,180 @@
+"""The rewriting engine: the Python API for senders, used by the HTTP API and CLI.
+
+Pure: it signs and joins, and never touches the database. The caller passes the
+ids of the message (:class:`MessageIds`, minted by :mod:`tracker.rewrite.send` or
+by the sender's own process), so the per-recipient path is only token signing.
+
+    rewriter = Rewriter(codec, "https://t.example.com")
+    out = rewriter.rewrite(MessageIds(delivery_id, campaign, task, Channel.EMAIL),
+                           html=campaign_html, text=campaign_text)
+    out.html, out.text, out.headers   # headers: List-Unsubscribe(-Post) for email
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from tracker.rewrite import mime
+from tracker.rewrite.cache import TemplateCache
+from tracker.rewrite.html import PIXEL_TAG, compile_html
+from tracker.rewrite.minting import Minter
+from tracker.rewrite.template import PIXEL, UNSUBSCRIBE, Template
+from tracker.rewrite.text import compile_text
+from tracker.tokens import Channel, TokenCodec
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+class MessageIds(NamedTuple):
+    """Who a message is for, as the tracker's ids (all tokens of it carry these)."""
+
+    delivery_id: int
+    campaign: int  # internal campaign id (campaigns.id)
+    schedule_task: int  # internal schedule task id (schedule_tasks.id)
+    channel: int  # a Channel value
+    is_test: bool = False
+
+
+@dataclass(slots=True)
+class Rewritten:
+    """One rewritten message. ``links`` counts tracked links; ``warnings`` names links
+    that look meant to be tracked but could not be (too long, unsafe), left as is."""
+
+    delivery_id: int
+    html: str | None = None
+    text: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    has_pixel: bool = False
+    links: int = 0
+    warnings: list[str] = field(default_factory=list)
+    mime: bytes | None = None
+
+
+class _Filler:
+    """Fills templates for one message: one header, lazily minted pixel/unsubscribe."""
+
+    __slots__ = ("rewriter", "header", "position", "_open", "_unsubscribe", "pixels",
+                 "warnings")
+
+    def __init__(self, rewriter: Rewriter, ids: MessageIds) -> None:
+        self.rewriter = rewriter
+        self.header = Minter.header(ids.delivery_id, ids.campaign, ids.schedule_task,
+                                    ids.channel, ids.is_test)
+        self.position = 0
+        self._open: str | None = None
+        self._unsubscribe: str | None = None
+        self.pixels = 0
+        self.warnings: list[str] = []
+
+    def unsubscribe_url(self) -> str:
+        if self._unsubscribe is None:
+            r = self.rewriter
+            self._unsubscribe = r.unsubscribe_prefix + r.minter.unsubscribe(self.header)
+        return self._unsubscribe
+
+    def pixel_tag(self) -> str:
+        if self._open is None:
+            r = self.rewriter
+            self._open = PIXEL_TAG.format(url=r.open_prefix + r.minter.open(self.header))
+        return self._open
+
+    def fill(self, template: Template) -> str:
+        parts = template.parts
+        if len(parts) == 1:
+            return parts[0]
+        r = self.rewriter
+        click = r.minter.click
+        prefix = r.click_prefix
+        header = self.header
+        link_bytes = template.link_bytes
+        base = self.position
+        out = [parts[0]]
+        append = out.append
+        index = 1
+        for slot in template.slots:
+            if slot >= 0:
+                append(prefix + click(header, base + slot, link_bytes[slot]))
+            elif slot == PIXEL:
+                append(self.pixel_tag())
+                self.pixels += 1
+            elif slot == UNSUBSCRIBE:
+                append(self.unsubscribe_url())
+            append(parts[index])
+            index += 1
+        self.position = base + len(template.links)
+        if template.warnings:
+            self.warnings.extend(template.warnings)
+        return "".join(out)
+
+
+class Rewriter:
+    """Rewrites messages for one signing configuration and public URL."""
+
+    def __init__(self, codec: TokenCodec, public_url: str, *, cache_size: int = 256) -> None:
+        self.codec = codec
+        self.public_url = public_url.rstrip("/")
+        self.minter = Minter(codec)
+        self.click_prefix = self.public_url + "/c/"
+        self.open_prefix = self.public_url + "/o/"
+        self.unsubscribe_prefix = self.public_url + "/u/"
+        self.cache = TemplateCache(cache_size)
+
+    # --- compile (cached) -----------------------------------------------------------
+    def compile_html(self, html: str, utm: tuple = (), *, pixel: bool = True) -> Template:
+        return self.cache.get(
+            ("html", html, utm, pixel), html,
+            lambda: compile_html(html, self.public_url, utm=utm, pixel=pixel))
+
+    def compile_text(self, text: str, utm: tuple = ()) -> Template:
+        return self.cache.get(("text", text, utm), text,
+                              lambda: compile_text(text, self.public_url, utm=utm))
+
+    # --- rewrite ------------------------------------------------------------------
+    def rewrite(self, ids: MessageIds, *, html: str | None = None, text: str | None = None,
+                utm: tuple = (), headers: dict[str, str] | None = None) -> Rewritten:
+        """Rewrite a message given as an HTML and/or a text body.
+
+        HTML links come first in link positions, then text links. Email gets the
+        pixel (when there is HTML) and the List-Unsubscribe headers; push and LINE
+        get neither."""
+        filler = _Filler(self, ids)
+        email = ids.channel == Channel.EMAIL
+        out_html = out_text = None
+        if html is not None:
+            out_html = filler.fill(self.compile_html(html, utm, pixel=email))
+        if text is not None:
+            out_text = filler.fill(self.compile_text(text, utm))
+        out_headers = dict(headers) if headers else {}
+        if email:
+            self._list_unsubscribe(out_headers, filler)
+        return Rewritten(ids.delivery_id, out_html, out_text, out_headers, filler.pixels > 0,
+                         filler.position, filler.warnings)
+
+    def rewrite_mime(self, ids: MessageIds, raw: bytes, utm: tuple = ()) -> Rewritten:
+        """Rewrite a whole MIME message (bytes in, bytes out); see :mod:`mime`.
+
+        Raises RewriteError when the message cannot be read (unknown charset,
+        bytes that do not decode in the declared charset)."""
+        filler = _Filler(self, ids)
+        email = ids.channel == Channel.EMAIL
+
+        def part(subtype: str, body: str) -> str:
+            if subtype == "html":
+                return filler.fill(self.compile_html(body, utm, pixel=email))
+            return filler.fill(self.compile_text(body, utm))
+
+        headers: dict[str, str] = {}
+        if email:
+            self._list_unsubscribe(headers, filler)
+        data = mime.rewrite_message(raw, part, headers)
+        return Rewritten(ids.delivery_id, None, None, headers, filler.pixels > 0,
+                         filler.position, filler.warnings, data)
+
+    def _list_unsubscribe(self, headers: dict[str, str], filler: _Filler) -> None:
+        """RFC 2369 + RFC 8058 one-click, as Gmail and Yahoo require of bulk senders."""
+        for name in [n for n in headers if n.lower() in ("list-unsubscribe",
+                                                         "list-unsubscribe-post")]:
+            del headers[name]
+        headers["List-Unsubscribe"] = f"<{filler.unsubscribe_url()}>"
+        headers["List-Unsubscribe-Post"] = ONE_CLICK

@@ -1,0 +1,94 @@
+"""Which targets get tracked: the one decision shared by HTML and text parts.
+
+Kept apart from the tokenizers so both make exactly the same choice for the same
+URL, and so tests can state the rules in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+from urllib.parse import parse_qsl, urlencode
+
+from tracker.urls import UnsafeURL, check_target_url
+
+#: ``{{unsubscribe_url}}`` or ``{{ unsubscribe_url }}``: becomes the signed /u/ link.
+UNSUBSCRIBE_PLACEHOLDER = re.compile(r"\{\{ ?unsubscribe_url ?\}\}")
+
+# Template syntax a sender forgot to render ({{x}}, {% %}, %%X%%, *|X|*, ${x}, <%x%>,
+# [[x]]): such a link would redirect to a literal placeholder, so it stays as is.
+_PLACEHOLDER = re.compile(r"[{}<>]|%%|\*\||\|\*|\[\[|\]\]")
+_HTTP = re.compile(r"https?:", re.IGNORECASE)
+# WHATWG URL parsing: leading/trailing C0 controls and spaces are stripped, tabs and
+# newlines anywhere are removed. Browsers follow this, so the redirect must as well.
+_STRIP = "".join(chr(c) for c in range(0x21))
+_TAB_NEWLINE = re.compile(r"[\t\n\r]")
+
+
+class Target(NamedTuple):
+    """A link that will be tracked: the URL to sign (UTM included) as the browser
+    would have followed it."""
+
+    url: str
+
+
+class Skip(NamedTuple):
+    """A link left as written; ``warning`` is set when the sender probably meant it
+    to be tracked (an http(s) link that cannot be signed), so they can be told."""
+
+    warning: str | None = None
+
+
+def normalise(raw: str) -> str:
+    """The URL a browser would follow for this (already entity-decoded) value."""
+    url = raw.strip(_STRIP)
+    if "\t" in url or "\n" in url or "\r" in url:
+        url = _TAB_NEWLINE.sub("", url)
+    if " " in url:
+        url = url.replace(" ", "%20")
+    return url
+
+
+def classify(value: str, public_url: str, utm: tuple[tuple[str, str], ...] = ()) -> Target | Skip:
+    """Decide for one decoded href (or text URL) whether and what to sign."""
+    url = normalise(value)
+    if not _HTTP.match(url):
+        return Skip()  # mailto:, tel:, sms:, #fragment, relative, javascript:, cid:, ...
+    if _PLACEHOLDER.search(url):
+        return Skip()
+    if url.startswith(public_url) and url[len(public_url) : len(public_url) + 1] in ("/", ""):
+        return Skip()  # already a tracker link (or the pixel): never wrap twice
+    if utm:
+        url = add_utm(url, utm)
+    try:
+        check_target_url(url)
+    except UnsafeURL as exc:
+        return Skip(f"{exc}; the link {value[:80]!r} was left untracked")
+    return Target(url)
+
+
+def add_utm(url: str, utm: tuple[tuple[str, str], ...]) -> str:
+    """Append the campaign's utm_* parameters the URL does not already carry.
+
+    Only appends: the existing query (encoding, order, duplicates) is kept byte for
+    byte, so tagging can never change what the original parameters say."""
+    base, hash_, fragment = url.partition("#")
+    path, question, query = base.partition("?")
+    present = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
+    missing = [(k, v) for k, v in utm if k not in present]
+    if not missing:
+        return url
+    extra = urlencode(missing)
+    if query:
+        joined = f"{path}?{query}{'' if query.endswith('&') else '&'}{extra}"
+    else:
+        joined = f"{path}?{extra}"
+    return joined + hash_ + fragment
+
+
+def utm_params(settings: dict | None) -> tuple[tuple[str, str], ...]:
+    """The campaign setting ``utm`` as a hashable, ordered tuple (cache key friendly)."""
+    utm = (settings or {}).get("utm") or {}
+    if not isinstance(utm, dict):
+        return ()
+    return tuple((str(k), str(v)) for k, v in utm.items() if str(k).startswith("utm_") and v)

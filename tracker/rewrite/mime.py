@@ -1,0 +1,140 @@
+"""Rewriting the text parts of a whole MIME message, leaving the rest alone.
+
+Standard library ``email`` with the modern policy, configured not to refold the
+headers it read (``refold_source="none"``) so untouched headers go out as they came
+in. Only ``text/html`` and ``text/plain`` leaves that are not attachments are
+rewritten, never parts of an attached message (``message/rfc822``). Each keeps its
+charset and transfer encoding; a 7bit/8bit part whose lines would pass the RFC 5322
+limit of 998 octets after rewriting becomes quoted-printable instead.
+
+Japanese mail: ``ISO-2022-JP`` and ``Shift_JIS`` labels are read with their
+Microsoft supersets as a fallback (``cp932``, ``iso2022_jp_ext``), as mail clients
+do, and written back with the codec that decoded them.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import email
+import email.policy
+from collections.abc import Callable
+from email import quoprimime
+from email.generator import BytesGenerator
+from email.message import EmailMessage, Message
+from io import BytesIO
+
+from tracker.rewrite.errors import RewriteError
+
+#: RFC 5322 section 2.1.1: at most 998 characters per line, CRLF excluded.
+MAX_LINE = 998
+
+_FALLBACKS = {
+    "shift_jis": ("cp932",),
+    "iso2022_jp": ("iso2022_jp_ext", "iso2022_jp_2", "iso2022_jp_3"),
+    "ascii": ("utf-8",),
+}
+
+PartRewriter = Callable[[str, str], str]  # (subtype, body) -> rewritten body
+
+
+def _decode(data: bytes, charset: str, where: str) -> tuple[str, str]:
+    """(text, codec name) or RewriteError saying what is wrong with the part."""
+    try:
+        primary = codecs.lookup(charset).name
+    except LookupError as exc:
+        raise RewriteError(
+            f"the {where} part declares charset={charset!r}, which is not a known character "
+            "encoding; label it with its real charset (e.g. UTF-8, ISO-2022-JP, Shift_JIS)"
+        ) from exc
+    first_error: UnicodeDecodeError | None = None
+    for name in (primary, *_FALLBACKS.get(primary, ())):
+        try:
+            return data.decode(name), name
+        except UnicodeDecodeError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise RewriteError(
+        f"the {where} part declares charset={charset!r} but its bytes do not decode in it "
+        f"(byte {first_error.start}: {data[first_error.start:first_error.start + 4]!r}); "
+        "fix the charset parameter or the body"
+    )
+
+
+def _lines_too_long(data: bytes) -> bool:
+    return any(len(line) > MAX_LINE for line in data.splitlines())
+
+
+def _set_body(part: Message, data: bytes, cte: str) -> None:
+    """Put encoded ``data`` back as the part's payload in transfer encoding ``cte``."""
+    if cte in ("7bit", "8bit", "binary", "") and _lines_too_long(data):
+        cte = "quoted-printable"
+        if "Content-Transfer-Encoding" in part:
+            part.replace_header("Content-Transfer-Encoding", cte)
+        else:
+            part["Content-Transfer-Encoding"] = cte
+    if cte == "base64":
+        payload = base64.encodebytes(data).decode("ascii")
+    elif cte == "quoted-printable":
+        payload = quoprimime.body_encode(data.decode("latin-1"), maxlinelen=76, eol="\n")
+        if data.endswith(b"\n") and not payload.endswith("\n"):
+            payload += "\n"
+    else:
+        payload = data.decode("ascii", "surrogateescape")
+    part.set_payload(payload)
+
+
+def _rewrite_leaf(part: Message, rewrite: PartRewriter) -> None:
+    subtype = part.get_content_subtype()
+    where = f"text/{subtype}"
+    cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    if cte not in ("7bit", "8bit", "binary", "base64", "quoted-printable"):
+        raise RewriteError(f"the {where} part has Content-Transfer-Encoding {cte!r}; use "
+                           "7bit, 8bit, base64 or quoted-printable")
+    data = part.get_payload(decode=True) or b""
+    charset = part.get_content_charset() or "us-ascii"
+    text, codec = _decode(data, charset, where)
+    rewritten = rewrite(subtype, text)
+    if rewritten == text:
+        return  # nothing to track: leave the part exactly as it came
+    try:
+        encoded = rewritten.encode(codec)
+    except UnicodeEncodeError as exc:  # pragma: no cover - tracker URLs are ASCII
+        raise RewriteError(f"the rewritten {where} part cannot be encoded in {codec}") from exc
+    _set_body(part, encoded, cte)
+
+
+def _walk(part: Message, rewrite: PartRewriter) -> None:
+    if part.get_content_maintype() == "message":
+        return  # an attached or forwarded message is someone else's mail: never rewrite
+    if part.is_multipart():
+        for sub in part.get_payload():
+            _walk(sub, rewrite)
+        return
+    if part.get_content_disposition() == "attachment":
+        return
+    if part.get_content_type() in ("text/html", "text/plain"):
+        _rewrite_leaf(part, rewrite)
+
+
+def rewrite_message(raw: bytes, rewrite: PartRewriter, headers: dict[str, str]) -> bytes:
+    """Rewrite every inline text/html and text/plain part; set ``headers`` on the top.
+
+    ``rewrite`` is called in document order, so link positions follow the message."""
+    if not raw.strip():
+        raise RewriteError("the message is empty; give a whole MIME message (headers, blank "
+                           "line, body), or use --html/--text for a bare body")
+    crlf = b"\r\n" in raw[:4096]
+    policy = email.policy.default.clone(
+        linesep="\r\n" if crlf else "\n", refold_source="none", max_line_length=MAX_LINE)
+    message: EmailMessage = email.message_from_bytes(raw, policy=policy)  # type: ignore[assignment]
+    if message.defects and not message.keys():
+        raise RewriteError("the input has no MIME headers; pass --html or --text for a bare "
+                           "body")
+    _walk(message, rewrite)
+    for name, value in headers.items():
+        del message[name]
+        message[name] = value
+    out = BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=policy).flatten(message)
+    return out.getvalue()

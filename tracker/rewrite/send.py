@@ -1,0 +1,162 @@
+"""The thin async layer around the engine: ids, suppression and delivery records.
+
+Database work is done in bulk, once per batch of recipients, never per link:
+one query for suppressions, one ``nextval`` per 1000 delivery ids, one COPY for
+the deliveries. The CPU-bound rewriting in between holds no connection, and
+yields to the event loop every few messages so a bulk request never stalls the
+pixel and redirect traffic served by the same worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from tracker.rewrite.engine import MessageIds, Rewriter, Rewritten
+from tracker.rewrite.links import utm_params
+from tracker.store import campaigns as campaign_store
+from tracker.store.deliveries import STATUS_SUPPRESSED, PreparedDelivery, record_prepared
+from tracker.store.suppressions import suppressed_among
+from tracker.tokens import CHANNELS_BY_NAME, Channel
+
+#: Campaign settings (UTM) are re-read at most this often per process.
+CAMPAIGN_TTL_SECONDS = 5.0
+#: Messages rewritten between two yields to the event loop (~10 ms of work).
+YIELD_EVERY = 32
+
+
+@dataclass(slots=True)
+class Recipient:
+    """One message to send: a user and the body to rewrite for them.
+
+    Give ``html`` and/or ``text``, or ``mime`` (a whole message as bytes)."""
+
+    user_id: str
+    html: str | None = None
+    text: str | None = None
+    mime: bytes | None = None
+    is_test: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Suppressed:
+    """A recipient on the suppression list: recorded as suppressed, nothing rewritten."""
+
+    user_id: str
+    delivery_id: int
+    reason: str
+
+
+@dataclass(slots=True)
+class Prepared:
+    user_id: str
+    message: Rewritten
+
+
+Result = Prepared | Suppressed
+
+
+@contextlib.asynccontextmanager
+async def _connection(db: asyncpg.Pool | asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db
+
+
+class Sender:
+    """Per-process state for sending: the rewriter, delivery id blocks and a short
+    cache of campaign and schedule task ids (they never change once made)."""
+
+    def __init__(self, rewriter: Rewriter) -> None:
+        self.rewriter = rewriter
+        self.delivery_ids = campaign_store.DeliveryIds()
+        self._campaigns: dict[str, tuple[float, campaign_store.Campaign]] = {}
+        self._tasks: dict[tuple[int, str], int] = {}
+
+    async def _campaign(self, conn: asyncpg.Connection, campaign_id: str,
+                        channel: str) -> campaign_store.Campaign:
+        now = time.monotonic()
+        cached = self._campaigns.get(campaign_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        campaign = await campaign_store.ensure_campaign(conn, campaign_id, channel)
+        self._campaigns[campaign_id] = (now + CAMPAIGN_TTL_SECONDS, campaign)
+        return campaign
+
+    async def _task(self, conn: asyncpg.Connection, campaign: int, task_id: str) -> int:
+        key = (campaign, task_id)
+        found = self._tasks.get(key)
+        if found is None:
+            found = self._tasks[key] = await campaign_store.ensure_schedule_task(
+                conn, campaign, task_id)
+        return found
+
+    async def send(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,
+                   schedule_task_id: str, channel: str,
+                   recipients: list[Recipient]) -> list[Result]:
+        """Rewrite for every recipient and record each as a prepared (or suppressed)
+        delivery. Results keep the order of ``recipients``. Raises RewriteError (and
+        records nothing) when a message cannot be rewritten."""
+        channel_code = CHANNELS_BY_NAME[channel]
+        async with _connection(db) as conn:
+            campaign = await self._campaign(conn, campaign_id, channel)
+            task = await self._task(conn, campaign.id, schedule_task_id)
+            users = list({r.user_id: None for r in recipients})
+            suppressed = await suppressed_among(conn, users, channel_code) if users else {}
+            ids = await self.delivery_ids.mint_many(conn, len(recipients))
+        utm = utm_params(campaign.settings)
+        results: list[Result] = []
+        prepared: list[PreparedDelivery] = []
+        rewriter = self.rewriter
+        for index, (recipient, delivery_id) in enumerate(zip(recipients, ids, strict=True)):
+            reason = suppressed.get(recipient.user_id)
+            if reason is not None:
+                results.append(Suppressed(recipient.user_id, delivery_id, reason))
+                continue
+            message_ids = MessageIds(delivery_id, campaign.id, task, channel_code,
+                                     recipient.is_test)
+            if recipient.mime is not None:
+                message = rewriter.rewrite_mime(message_ids, recipient.mime, utm)
+            else:
+                message = rewriter.rewrite(message_ids, html=recipient.html,
+                                           text=recipient.text, utm=utm,
+                                           headers=recipient.headers)
+            results.append(Prepared(recipient.user_id, message))
+            prepared.append(PreparedDelivery(
+                delivery_id, campaign.id, task, channel_code, recipient.user_id,
+                has_html=message.has_pixel if channel_code == Channel.EMAIL else False,
+                is_test=recipient.is_test))
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+        async with _connection(db) as conn, conn.transaction():
+            await record_prepared(conn, prepared)
+            await _record_suppressed(conn, campaign.id, task, channel_code, recipients,
+                                     results)
+        return results
+
+
+async def _record_suppressed(conn: asyncpg.Connection, campaign: int, task: int, channel: int,
+                             recipients: list[Recipient], results: list[Result]) -> None:
+    """Suppressed recipients are deliveries too (F14: reported as ``suppressed``, not
+    as failures), sent "now" with status suppressed."""
+    rows = [
+        (result.delivery_id, campaign, task, channel, result.user_id, False,
+         recipient.is_test, STATUS_SUPPRESSED)
+        for recipient, result in zip(recipients, results, strict=True)
+        if isinstance(result, Suppressed)
+    ]
+    if not rows:
+        return
+    now = await conn.fetchval("SELECT now()")
+    await conn.copy_records_to_table(
+        "deliveries", records=[(*row, now) for row in rows],
+        columns=("delivery_id", "campaign", "schedule_task", "channel", "user_id", "has_html",
+                 "is_test", "status", "sent_at"))

@@ -1,0 +1,74 @@
+"""The compiled form of a body: literal segments with slots between them.
+
+Filling a template for one recipient is one token per slot and a join, so the
+expensive work (tokenizing, entity decoding, URL checks, UTM tagging) happens once
+per distinct body, not once per recipient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+#: Slot codes besides link indexes (which are >= 0).
+PIXEL = -1
+UNSUBSCRIBE = -2
+#: An edit with this code deletes its span (the data-track="off" marker).
+DELETE = -3
+
+
+class Edit(NamedTuple):
+    start: int
+    end: int
+    code: int  # a link index, PIXEL, UNSUBSCRIBE or DELETE
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    parts: tuple[str, ...]  # len(slots) + 1 literal segments
+    slots: tuple[int, ...]  # link index, PIXEL or UNSUBSCRIBE
+    links: tuple[str, ...]  # tracked targets, in order of appearance
+    link_bytes: tuple[bytes, ...]  # the same, UTF-8 encoded once for the token payload
+    warnings: tuple[str, ...]  # links the sender probably wanted tracked but cannot be
+
+    @property
+    def has_pixel(self) -> bool:
+        return PIXEL in self.slots
+
+    @property
+    def has_unsubscribe(self) -> bool:
+        return UNSUBSCRIBE in self.slots
+
+
+def build(source: str, edits: list[Edit], links: list[str], warnings: list[str]) -> Template:
+    """Cut ``source`` at the edits (non-overlapping once sorted; later overlaps dropped)."""
+    parts: list[str] = []
+    slots: list[int] = []
+    kept_links: list[str] = []
+    position = 0
+    for start, end, code in sorted(edits, key=lambda e: (e.start, e.end)):
+        if start < position:
+            continue  # overlaps an earlier edit (e.g. a link whose href is the placeholder)
+        if code == DELETE:
+            parts.append(source[position:start])
+            slots.append(DELETE)
+        else:
+            parts.append(source[position:start])
+            if code >= 0:
+                slots.append(len(kept_links))
+                kept_links.append(links[code])
+            else:
+                slots.append(code)
+        position = end
+    parts.append(source[position:])
+    # merge the segments around deletions so rendering never sees them
+    merged_parts = [parts[0]]
+    merged_slots: list[int] = []
+    for slot, part in zip(slots, parts[1:], strict=True):
+        if slot == DELETE:
+            merged_parts[-1] += part
+        else:
+            merged_slots.append(slot)
+            merged_parts.append(part)
+    return Template(tuple(merged_parts), tuple(merged_slots), tuple(kept_links),
+                    tuple(u.encode("utf-8") for u in kept_links), tuple(warnings))

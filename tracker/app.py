@@ -15,7 +15,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 
 from tracker import metrics
-from tracker.api import campaigns
+from tracker.api import campaigns, messages
+from tracker.api import conversions as conversion_api
+from tracker.api import outcomes as outcome_api
+from tracker.api import reports as report_api
+from tracker.api import ses as ses_api
+from tracker.api import suppressions as suppression_api
 from tracker.api.auth import RequireAPIKey
 from tracker.config import Settings, load_settings
 from tracker.edge import Edge
@@ -23,6 +28,7 @@ from tracker.journal import Journal
 from tracker.recorder import Recorder
 from tracker.shipper import Shipper
 from tracker.tokens import TokenCodec
+from tracker.web import unsubscribe
 
 log = logging.getLogger("tracker")
 
@@ -32,12 +38,13 @@ READY_BACKLOG_BYTES = 256 * 1024 * 1024
 
 def v1_routes() -> list:
     """Every authenticated route, from the module that owns it."""
-    return [*campaigns.routes]
+    return [*campaigns.routes, *messages.routes, *report_api.routes, *outcome_api.routes,
+            *ses_api.routes, *conversion_api.routes, *suppression_api.routes]
 
 
 def public_routes() -> list:
     """Unauthenticated routes besides /o/ and /c/ (served by the edge)."""
-    return []
+    return [*unsubscribe.routes, *ses_api.public_routes]
 
 
 async def healthz(request: Request) -> JSONResponse:

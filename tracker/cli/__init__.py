@@ -7,6 +7,8 @@ from __future__ import annotations
 import click
 
 from tracker.cli.events import events
+from tracker.cli.report import report
+from tracker.cli.rewrite import rewrite
 from tracker.cli.serve import migrate, serve
 from tracker.cli.token import token
 
@@ -17,5 +19,5 @@ def main() -> None:
     """Open- and click-tracking service: signed pixel and redirect, reports in PostgreSQL."""
 
 
-for command in (serve, migrate, token, events):
+for command in (serve, migrate, token, events, report, rewrite):
     main.add_command(command)

@@ -1,0 +1,128 @@
+"""The campaign report (API.md "Campaign report"): totals, days, schedule tasks,
+click ranking. Key definitions are binding; see figures.py for the SQL."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from tracker.reports import figures as fig
+from tracker.reports.options import Options, ReportError, resolve
+
+
+def _rate(numerator: int | None, denominator: int | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def row(f: fig.Figures, *, opens_ok: bool, conversions_ok: bool,
+        include_bots: bool) -> dict:
+    """One set of campaign figures from its ingredients (F4, F6, F8, F12, F14, F16)."""
+    human = None if include_bots else True
+    deliveries = f.outcomes[fig.DELIVERED]
+    bounces, soft, failures = (f.outcomes[fig.BOUNCED], f.outcomes[fig.SOFT_BOUNCED],
+                               f.outcomes[fig.FAILED])
+    delivered_users = f.users["delivered_users"]
+    open_users = f.users["open_users_all" if include_bots else "open_users"]
+    click_users = f.users["click_users_all" if include_bots else "click_users"]
+    opens = f.count(1, human) if opens_ok else None
+    open_users = open_users if opens_ok else None
+    conversions = f.count(5) if conversions_ok else None
+    conversion_users = f.users["conversion_users"] if conversions_ok else None
+    return {
+        "targets": deliveries + bounces + soft + failures,
+        "deliveries": deliveries,
+        "delivered_users": delivered_users,
+        "opens": opens,
+        "open_users": open_users,
+        "clicks": f.count(2, human),
+        "click_users": click_users,
+        "open_rate": _rate(open_users, delivered_users),
+        "click_rate": _rate(click_users, delivered_users),
+        "click_to_open_rate": _rate(click_users, open_users) if opens_ok else None,
+        "machine_opens": f.count(1, False) if opens_ok else None,
+        "bot_clicks": f.count(2, False),
+        "bounces": bounces,
+        "soft_bounces": soft,
+        "failures": failures,
+        "suppressed": f.outcomes[fig.SUPPRESSED],
+        "unsubscribes": f.count(3),
+        "resubscribes": f.count(4),
+        "conversions": conversions,
+        "conversion_users": conversion_users,
+        "conversion_rate": _rate(conversion_users, delivered_users),
+        "conversion_status": "measured" if conversions_ok else "not_measured",
+    }
+
+
+def merge(*parts: dict[object, fig.Figures]) -> dict[object, fig.Figures]:
+    out: dict[object, fig.Figures] = {}
+    for part in parts:
+        for key, f in part.items():
+            target = out.setdefault(key, fig.Figures())
+            for k, v in f.events.items():
+                target.events[k] += v
+            for k, v in f.outcomes.items():
+                target.outcomes[k] += v
+            for k, v in f.users.items():
+                target.users[k] += v
+    return out
+
+
+async def grouped(conn: asyncpg.Connection, scope, period, group: str) -> dict:
+    return merge(await fig.counts(conn, scope, period, group),
+                 await fig.outcomes(conn, scope, period, group),
+                 await fig.users(conn, scope, period, group))
+
+
+async def conversions_measured(conn: asyncpg.Connection, campaign: asyncpg.Record) -> bool:
+    """CV is measured when configured or when any conversion was ever attributed (F16)."""
+    settings = campaign["settings"]
+    if isinstance(settings, str):
+        settings = json.loads(settings)
+    if isinstance(settings, dict) and settings.get("conversion"):
+        return True
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM report_event_hours WHERE campaign = $1 AND kind = 5)",
+        campaign["id"])
+
+
+async def build(conn: asyncpg.Connection, opts: Options) -> dict:
+    """The campaign report for ``opts.campaign_id`` (required)."""
+    if opts.campaign_id is None:
+        raise ReportError(422, "invalid", "campaign_id is required")
+    scope, task_names, campaign = await resolve(conn, opts)
+    period = opts.period
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        opens_ok = await fig.opens_measurable(conn, scope)
+        conversions_ok = await conversions_measured(conn, campaign)
+        total = (await grouped(conn, scope, period, "total")).get(0, fig.Figures())
+        days = await grouped(conn, scope, period, "day")
+        tasks = await grouped(conn, scope, period, "task")
+        ranking = await fig.click_ranking(conn, scope, period, opts.include_bots, opts.links)
+
+    def figures(f: fig.Figures) -> dict:
+        return row(f, opens_ok=opens_ok, conversions_ok=conversions_ok,
+                   include_bots=opts.include_bots)
+
+    report = {
+        "campaign_id": campaign["campaign_id"],
+        "name": campaign["name"],
+        "channel": campaign["channel"],
+        "from": period.first.isoformat(),
+        "to": period.last.isoformat(),
+        "timezone": period.timezone,
+        "filters": {"schedule_task_id": opts.schedule_task_id, "channel": opts.channel,
+                    "include_bots": opts.include_bots},
+        "opens_measurable": opens_ok,
+        **figures(total),
+        "days": [{"date": d.isoformat(), **figures(days.get(d, fig.Figures()))}
+                 for d in fig.dense_days(period, set(days))],
+        "schedule_tasks": [
+            {"schedule_task_id": task_names.get(t, str(t)), **figures(f)}
+            for t, f in sorted(tasks.items(), key=lambda kv: task_names.get(kv[0], ""))],
+        "click_ranking": ranking,
+    }
+    return report

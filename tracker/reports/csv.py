@@ -1,0 +1,59 @@
+"""CSV form of the reports: the same figures, one table after another, with cells
+made safe for spreadsheets (formula injection: a cell starting with = + - @ TAB or
+CR is prefixed with a quote, so link URLs and error messages stay text)."""
+
+from __future__ import annotations
+
+import csv as _csv
+import io
+
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_DANGEROUS) else text
+
+
+def _table(writer, title: str, header: list[str], rows: list[list]) -> None:
+    writer.writerow([title])
+    writer.writerow(header)
+    for r in rows:
+        writer.writerow([cell(v) for v in r])
+    writer.writerow([])
+
+
+SUMMARY_SKIP = {"click_ranking", "error_codes", "days", "schedule_tasks", "filters"}
+
+
+def report_csv(report: dict) -> str:
+    """Summary, days, schedule tasks (campaign), click ranking and error codes."""
+    out = io.StringIO()
+    writer = _csv.writer(out, lineterminator="\r\n")
+    summary = [(k, v) for k, v in report.items() if k not in SUMMARY_SKIP]
+    summary += [(f"filter_{k}", v) for k, v in report.get("filters", {}).items()]
+    _table(writer, "summary", ["figure", "value"], [[k, v] for k, v in summary])
+    for name in ("days", "schedule_tasks"):
+        rows = report.get(name)
+        if rows:
+            header = list(rows[0])
+            _table(writer, name, header, [[r[h] for h in header] for r in rows])
+    _table(writer, "click_ranking", ["url", "clicks", "click_users"],
+           [[r["url"], r["clicks"], r["click_users"]] for r in report.get("click_ranking", [])])
+    if "error_codes" in report:
+        rows = []
+        for e in report["error_codes"]:
+            top = e["top_messages"] or [{"message": None, "count": None}]
+            for i, m in enumerate(top, 1):
+                rows.append([e["category"], e["code"], e["kind"], e["count"], i,
+                             m["message"], m["count"]])
+        _table(writer, "error_codes",
+               ["category", "code", "kind", "count", "message_rank", "message",
+                "message_count"], rows)
+    return out.getvalue()

@@ -1,0 +1,41 @@
+"""Error codes (F9): category (bounce, push, other) and kind (soft, hard, None).
+
+``tracker.errorcodes`` (the ingest side's table) is the authority when present;
+until then the codes SPEC.md F9 names are classified here. Unknown codes are kept
+verbatim under "other".
+"""
+
+from __future__ import annotations
+
+_SOFT_BOUNCES = {"Transient:General", "Transient:MailboxFull", "Transient:ContentRejected",
+                 "Transient:MessageTooLarge"}
+_HARD_BOUNCES = {"Permanent:General", "Permanent:Suppressed"}
+_PUSH = {"messaging/registration-token-not-registered", "messaging/invalid-payload",
+         "messaging/mismatched-credential", "messaging/internal-error",
+         "messaging/invalid-argument"}
+
+
+def _fallback(code: str | None) -> tuple[str, str | None]:
+    if code in _SOFT_BOUNCES or (code or "").startswith("Transient:"):
+        return "bounce", "soft"
+    if code in _HARD_BOUNCES or (code or "").startswith("Permanent:"):
+        return "bounce", "hard"
+    if code in _PUSH or (code or "").startswith("messaging/"):
+        return "push", None
+    return "other", None
+
+
+def classify(code: str | None) -> tuple[str, str | None]:
+    """(category, kind) of an error code."""
+    try:
+        from tracker import errorcodes  # type: ignore[attr-defined]
+    except ImportError:
+        return _fallback(code)
+    lookup = getattr(errorcodes, "classify", None)
+    if lookup is None:
+        return _fallback(code)
+    found = lookup(code)
+    if isinstance(found, tuple) and len(found) == 2:
+        return found
+    category, kind = getattr(found, "category", None), getattr(found, "kind", None)
+    return (category or "other", kind) if found is not None else _fallback(code)

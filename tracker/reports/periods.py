@@ -1,0 +1,79 @@
+"""Report periods: inclusive local dates in TRACKER_TIMEZONE turned into UTC instants.
+
+Every bad date is a ``PeriodError`` whose message says what was wrong and how to
+fix it (the API answers 422 with it). Absurd but valid periods (year 1 to 9999)
+are clamped to the years data can exist in, which changes no figure and keeps
+every query bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+#: no event or outcome can be stamped outside these instants (events carry the
+#: tracker's clock; senders' sent_at beyond them would be a sender bug)
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+#: longer periods list only days with activity in ``days`` (a dense list of
+#: millions of empty days helps nobody)
+DENSE_DAYS = 3660
+
+
+class PeriodError(ValueError):
+    """A period that cannot be reported on; the message is shown to the caller."""
+
+
+@dataclass(frozen=True)
+class Period:
+    first: date          # first local day, inclusive
+    last: date           # last local day, inclusive
+    timezone: str
+    start: datetime      # UTC instant of first's local midnight (clamped)
+    end: datetime        # UTC instant after last's local day (exclusive, clamped)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    @property
+    def dense(self) -> bool:
+        return self.days <= DENSE_DAYS
+
+    def local_days(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range(self.days)]
+
+
+def parse_date(value: str | None, name: str) -> date:
+    if value is None or value == "":
+        raise PeriodError(f"{name} is required: give a date as YYYY-MM-DD, e.g. {name}=2026-05-01")
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PeriodError(
+            f"{name}={value[:40]!r} is not a date; give YYYY-MM-DD (years 0001 to 9999), "
+            f"e.g. {name}=2026-05-01") from None
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant a local day starts, clamped to [EARLIEST, LATEST]."""
+    if day.year < EARLIEST.year + 1:
+        return EARLIEST
+    if day.year >= LATEST.year:
+        return LATEST
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def period(from_: str | None, to: str | None, timezone: str) -> Period:
+    """The period [from_, to] in ``timezone``; raises PeriodError on bad input."""
+    first = parse_date(from_, "from")
+    last = parse_date(to, "to")
+    if first > last:
+        raise PeriodError(f"from ({first}) is after to ({last}); swap them or fix one")
+    zone = ZoneInfo(timezone)
+    end = LATEST if last == date.max else local_midnight(last + timedelta(days=1), zone)
+    return Period(first, last, timezone, local_midnight(first, zone), end)

@@ -23,3 +23,69 @@ async def suppressed_among(conn: asyncpg.Connection, user_ids: list[str],
         "SELECT user_id, reason FROM suppressions WHERE channel = $2 AND user_id = ANY($1::text[])",
         user_ids, channel)
     return {r["user_id"]: r["reason"] for r in rows}
+
+
+#: Why a user is suppressed. ``unsubscribe`` is the only reason a resubscribe lifts;
+#: ``import`` marks rows brought in from another platform without a reason.
+REASONS = ("hard_bounce", "complaint", "unsubscribe", "token_not_registered", "import")
+
+# A harder reason replaces an unsubscribe (so a later resubscribe cannot lift a hard
+# bounce); otherwise the first reason and its date are kept.
+_UPSERT_TAIL = (
+    " ON CONFLICT (user_id, channel) DO UPDATE SET reason = EXCLUDED.reason,"
+    " since = EXCLUDED.since"
+    " WHERE suppressions.reason = 'unsubscribe' AND EXCLUDED.reason <> 'unsubscribe'"
+)
+
+
+async def suppress(conn: asyncpg.Connection,
+                   rows: list[tuple[str, int, str, datetime]]) -> int:
+    """Put (user_id, channel, reason, since) rows on the list; returns rows changed."""
+    if not rows:
+        return 0
+    result = await conn.execute(
+        "INSERT INTO suppressions (user_id, channel, reason, since)"
+        " SELECT DISTINCT ON (u, c) u, c, r, s"
+        " FROM unnest($1::text[], $2::smallint[], $3::text[], $4::timestamptz[]) AS t(u, c, r, s)"
+        " ORDER BY u, c, (r = 'unsubscribe'), s" + _UPSERT_TAIL,
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
+    return int(result.rsplit(" ", 1)[1])
+
+
+async def suppressions_of(conn: asyncpg.Connection,
+                          user_id: str) -> list[tuple[int, str, datetime]]:
+    """Every (channel, reason, since) the user is suppressed on, oldest first."""
+    rows = await conn.fetch(
+        "SELECT channel, reason, since FROM suppressions WHERE user_id = $1"
+        " ORDER BY since, channel",
+        user_id)
+    return [(r["channel"], r["reason"], r["since"]) for r in rows]
+
+
+async def import_rows(conn: asyncpg.Connection,
+                      rows: list[tuple[str, int, str, datetime]]) -> int:
+    """COPY a chunk of imported rows into the session's ``suppressions_import`` table
+    (made by ``begin_import``); ``finish_import`` merges them in one statement."""
+    await conn.copy_records_to_table("suppressions_import", records=rows,
+                                     columns=("user_id", "channel", "reason", "since"))
+    return len(rows)
+
+
+async def begin_import(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "CREATE TEMP TABLE suppressions_import (user_id text, channel smallint, reason text,"
+        " since timestamptz) ON COMMIT DROP")
+
+
+async def finish_import(conn: asyncpg.Connection) -> int:
+    """Merge the imported rows; returns how many rows were added or changed."""
+    result = await conn.execute(
+        "INSERT INTO suppressions (user_id, channel, reason, since)"
+        " SELECT DISTINCT ON (user_id, channel) user_id, channel, reason, since"
+        " FROM suppressions_import ORDER BY user_id, channel, (reason = 'unsubscribe'), since"
+        + _UPSERT_TAIL)
+    return int(result.rsplit(" ", 1)[1])
+
+
+async def count(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM suppressions")

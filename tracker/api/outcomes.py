@@ -1,0 +1,230 @@
+"""``POST /v1/outcomes``: delivery outcomes from the sender, a JSON array or NDJSON.
+
+Every row is validated before anything is stored; one bad row refuses the whole
+batch with a 422 listing each bad row by index (0-based, NDJSON lines too) and
+what is wrong with it, so a sender can fix and resend the batch as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tracker.api.bodies import BadRequest, error_response, parse_json, read_body
+from tracker.api.campaigns import check_id
+from tracker.errorcodes import is_hard_bounce_code, is_soft_bounce_code
+from tracker.store import outcomes as store
+from tracker.store.deliveries import STATUS_CODES
+from tracker.tokens import CHANNELS_BY_NAME
+
+POSTABLE_STATUSES = ("delivered", "bounced", "soft_bounced", "failed")
+REQUIRED = ("delivery_id", "campaign_id", "schedule_task_id", "user_id", "channel", "status",
+            "sent_at")
+OPTIONAL = ("error_code", "error_message", "is_test")
+MAX_DELIVERY_ID = 2**63 - 1
+MAX_CODE_LENGTH = 200
+MAX_MESSAGE_LENGTH = 4000
+MAX_LISTED_ERRORS = 1000
+
+
+class Invalid(ValueError):
+    """One field of one row is wrong; the message says how to fix it."""
+
+
+def parse_delivery_id(value: Any) -> int:
+    """Our minted ids: a positive integer, or a string of decimal digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+    else:
+        raise Invalid("delivery_id must be the id the tracker minted: an integer or a string "
+                      f"of decimal digits, got {value!r:.60}")
+    if not 1 <= number <= MAX_DELIVERY_ID:
+        raise Invalid(f"delivery_id must be from 1 to {MAX_DELIVERY_ID}, got {number}")
+    return number
+
+
+def parse_timestamp(value: Any, field: str) -> datetime:
+    """ISO 8601 with a time zone (``2024-05-01T09:30:00+09:00`` or ``...Z``)."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise Invalid(f"{field} must be an ISO 8601 string such as 2024-05-01T09:30:00+09:00, "
+                      f"got {value!r:.60}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{field} {value!r} is not an ISO 8601 date and time; write it like "
+                      "2024-05-01T09:30:00+09:00") from None
+    if parsed.tzinfo is None:
+        raise Invalid(f"{field} {value!r} has no time zone; add Z (UTC) or an offset like +09:00")
+    if not 1970 <= parsed.year <= 9999:
+        raise Invalid(f"{field} {value!r} is out of range (years 1970 to 9999)")
+    return parsed
+
+
+def _optional_text(row: dict, field: str, limit: int) -> str | None:
+    value = row.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise Invalid(f"{field} must be a string of at most {limit} characters (no NUL), "
+                      "or null")
+    return value or None
+
+
+def check_field_id(value: Any, field: str) -> str:
+    try:
+        return check_id(value, field)
+    except BadRequest as exc:
+        raise Invalid(exc.detail) from None
+
+
+def parse_outcome(row: Any) -> store.Outcome:
+    """One row of the batch, or Invalid with every problem of the row."""
+    if not isinstance(row, dict):
+        raise Invalid(f"each outcome must be a JSON object, got {type(row).__name__}")
+    problems: list[str] = []
+    missing = [f for f in REQUIRED if row.get(f) is None]
+    if missing:
+        problems.append(f"missing required field(s): {', '.join(missing)}")
+    unknown = sorted(set(row) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        problems.append(f"unknown field(s) {', '.join(unknown)[:200]}; allowed: "
+                        f"{', '.join(REQUIRED + OPTIONAL)}")
+    values: dict[str, Any] = {}
+
+    def take(field: str, parse: Any) -> None:
+        if field in missing:
+            return
+        try:
+            values[field] = parse()
+        except Invalid as exc:
+            problems.append(str(exc))
+
+    take("delivery_id", lambda: parse_delivery_id(row["delivery_id"]))
+    take("campaign_id", lambda: check_field_id(row["campaign_id"], "campaign_id"))
+    take("schedule_task_id", lambda: check_field_id(row["schedule_task_id"], "schedule_task_id"))
+    take("user_id", lambda: check_field_id(row["user_id"], "user_id"))
+    take("channel", lambda: _channel(row["channel"]))
+    take("status", lambda: _status(row["status"]))
+    take("sent_at", lambda: parse_timestamp(row["sent_at"], "sent_at"))
+    take("error_code", lambda: _optional_text(row, "error_code", MAX_CODE_LENGTH))
+    take("error_message", lambda: _optional_text(row, "error_message", MAX_MESSAGE_LENGTH))
+    take("is_test", lambda: _is_test(row.get("is_test", False)))
+    status, code = values.get("status"), values.get("error_code")
+    if status == "bounced" and is_soft_bounce_code(code):
+        problems.append(f"status bounced (hard) contradicts the soft bounce code {code}; "
+                        "use status soft_bounced")
+    if status == "soft_bounced" and is_hard_bounce_code(code):
+        problems.append(f"status soft_bounced contradicts the hard bounce code {code}; "
+                        "use status bounced")
+    if problems:
+        raise Invalid("; ".join(problems))
+    return store.Outcome(
+        values["delivery_id"], values["campaign_id"], values["schedule_task_id"],
+        values["user_id"], values["channel"], STATUS_CODES[values["status"]],
+        values["error_code"], values["error_message"], values["sent_at"], values["is_test"])
+
+
+def _channel(value: Any) -> int:
+    if value not in CHANNELS_BY_NAME:
+        raise Invalid(f"channel must be one of {', '.join(CHANNELS_BY_NAME)}, got {value!r:.60}")
+    return int(CHANNELS_BY_NAME[value])
+
+
+def _status(value: Any) -> str:
+    if value not in POSTABLE_STATUSES:
+        hint = (" (suppressed is recorded by POST /v1/messages, not posted)"
+                if value == "suppressed" else "")
+        raise Invalid(f"status must be one of {', '.join(POSTABLE_STATUSES)}, "
+                      f"got {value!r:.60}{hint}")
+    return value
+
+
+def _is_test(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"is_test must be true or false, got {value!r:.60}")
+    return value
+
+
+def parse_batch(raw: bytes) -> list[Any]:
+    """A JSON array, or NDJSON (one JSON object per line; a lone object is one line)."""
+    stripped = raw.lstrip()
+    if not stripped:
+        raise BadRequest(400, "empty_body", "the body is empty; send a JSON array of outcomes "
+                                            "or NDJSON, one outcome per line")
+    if stripped[:1] == b"[":
+        rows = parse_json(raw)
+        if not isinstance(rows, list):
+            raise BadRequest(422, "invalid", "the body must be a JSON array of outcomes")
+        return rows
+    rows = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(parse_json(line))
+        except BadRequest as exc:
+            raise BadRequest(exc.status, exc.error, f"NDJSON line {number}: {exc.detail}") from None
+    return rows
+
+
+def validate(rows: list[Any]) -> list[store.Outcome]:
+    """Every row parsed, or BadRequest 422 listing each bad row."""
+    if not rows:
+        raise BadRequest(422, "invalid", "the batch holds no outcomes; send at least one")
+    parsed: list[store.Outcome] = []
+    errors: list[dict] = []
+    first_seen: dict[int, tuple[int, tuple]] = {}
+    for index, row in enumerate(rows):
+        try:
+            outcome = parse_outcome(row)
+        except Invalid as exc:
+            errors.append({"index": index, "error": str(exc)})
+            continue
+        identity = (outcome.campaign_id, outcome.schedule_task_id, outcome.user_id,
+                    outcome.channel)
+        seen = first_seen.setdefault(outcome.delivery_id, (index, identity))
+        if seen[1] != identity:
+            errors.append({"index": index, "error": (
+                f"delivery_id {outcome.delivery_id} appears at index {seen[0]} with another "
+                "campaign_id, schedule_task_id, user_id or channel; one delivery has one of each")})
+        parsed.append(outcome)
+    if errors:
+        raise BadRequest(422, "invalid_outcomes", {
+            "message": f"{len(errors)} of {len(rows)} outcomes are invalid; nothing was stored. "
+                       "Fix the rows listed and send the whole batch again.",
+            "rows": errors[:MAX_LISTED_ERRORS],
+            "more": max(0, len(errors) - MAX_LISTED_ERRORS),
+        })
+    return parsed
+
+
+async def post_outcomes(request: Request) -> JSONResponse:
+    try:
+        outcomes = validate(parse_batch(await read_body(request)))
+        async with request.app.state.pool.acquire() as conn:
+            result = await store.ingest(conn, outcomes)
+    except BadRequest as exc:
+        return error_response(exc)
+    except store.OutcomeConflict as exc:
+        return error_response(BadRequest(422, "invalid_outcomes", {
+            "message": f"{len(exc.problems)} outcomes contradict deliveries already stored; "
+                       "nothing was stored.",
+            "rows": [{"index": i, "error": e} for i, e in exc.problems],
+            "more": 0,
+        }))
+    return JSONResponse({
+        "received": result.received,
+        "changed": result.changed,
+        "unchanged": result.received - result.changed,
+        "created_deliveries": result.created,
+        "suppressed": result.suppressed,
+    })
+
+
+routes = [Route("/outcomes", post_outcomes, methods=["POST"])]

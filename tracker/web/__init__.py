@@ -1,0 +1,1 @@
+"""Public HTML pages served without credentials (the unsubscribe page)."""

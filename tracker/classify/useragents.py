@@ -68,6 +68,10 @@ _MAIL_CLIENTS: list[tuple[re.Pattern[str], str]] = [
                 r"\(KHTML, like Gecko\)( Mobile/\w+)?$"), "Apple Mail"),
 ]
 
+# A string that names a mail client but says it is a robot (e.g. a crawler borrowing
+# Thunderbird's string) is not given the mail-client pass.
+_ROBOT_WORDS = re.compile(r"bot\b|crawl|spider|https?://", re.I)
+
 _MOBILE_OS = frozenset({"iOS", "Windows Phone", "BlackBerry OS", "Symbian OS", "KaiOS",
                         "Firefox OS", "Windows Mobile", "Tizen", "HarmonyOS"})
 _DESKTOP_OS = frozenset({"Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "Fedora",
@@ -102,7 +106,7 @@ def _named(ua: str) -> tuple[AgentClass, str | None]:
         return AgentClass.IMAGE_PROXY, name
     if name := _first(_SCANNERS, ua):
         return AgentClass.SCANNER, name
-    if name := _first(_MAIL_CLIENTS, ua):
+    if not _ROBOT_WORDS.search(ua) and (name := _first(_MAIL_CLIENTS, ua)):
         return AgentClass.PERSON, name
     if _crawlers.is_crawler(ua):
         return AgentClass.BOT, None

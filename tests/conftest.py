@@ -4,6 +4,8 @@ a fresh database per test or module, and the real service over HTTP."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,20 +15,36 @@ from tests.support import Databases, Service
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_data_dir() -> Iterator[Path | None]:
+    """Where the run's embedded PostgreSQL keeps its data (None for an external server).
+
+    A directory of its own under the system temp dir, readable by the unprivileged
+    ``pgserver`` user that runs PostgreSQL when tests run as root (pytest's own
+    temp dirs are private to their owner, which initdb cannot enter)."""
+    if os.environ.get("TRACKER_TEST_DATABASE_URL"):
+        yield None
+        return
+    root = Path(tempfile.mkdtemp(prefix="tracker-test-pg-"))
+    root.chmod(0o755)
+    try:
+        yield root / "pgdata"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_data_dir: Path | None) -> Iterator[str]:
     """DSN of a PostgreSQL server for the whole run; the embedded one is stopped after."""
-    external = os.environ.get("TRACKER_TEST_DATABASE_URL")
-    if external:
-        yield external
+    if pg_data_dir is None:
+        yield os.environ["TRACKER_TEST_DATABASE_URL"]
         return
     from tracker.embedded import pg_ctl_stop, start_embedded
 
-    pgdata = tmp_path_factory.mktemp("pg") / "pgdata"
-    dsn = start_embedded(pgdata)
+    dsn = start_embedded(pg_data_dir)
     try:
         yield dsn
     finally:
-        pg_ctl_stop(pgdata)
+        pg_ctl_stop(pg_data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -326,7 +326,8 @@ async def measure(server: Server, workers: int, endpoint: str, args: argparse.Na
         server.kind, workers, endpoint,
         rps=summary["requests"] / (summary["duration_us"] / 1e6),
         p50_ms=summary["p50_us"] / 1000, p99_ms=summary["p99_us"] / 1000, ok=ok,
-        in_flight=summary["sent"] - summary["requests"],
+        # no pipelining: at most one request per connection is outstanding at the stop
+        in_flight=min(summary["sent"] - summary["requests"], args.connections),
         errors=summary["status_errors"] + summary["socket_errors"], visible_ms=visible)
     if server.kind != "bare":
         result.rows = await count_rows(dsn, minted.campaign, ok)

@@ -104,7 +104,8 @@ class Edge:
         except InvalidToken:
             data = None
         if data is not None and not data.is_test and self.recorder is not None:
-            await self.recorder.record(scope["headers"], method, data, Kind.OPEN)
+            await self.recorder.record(scope["headers"], method, data, Kind.OPEN,
+                                       client=scope.get("client"))
         metrics.OPEN_OK.inc()
         await send(_PIXEL_START)
         await send(_PIXEL_BODY if method == "GET" else _EMPTY_BODY)
@@ -124,7 +125,8 @@ class Edge:
             return
         if not data.is_test and self.recorder is not None:
             await self.recorder.record(scope["headers"], method, data, Kind.CLICK,
-                                       data.link_position, data.url.encode("utf-8"))
+                                       data.link_position, data.url.encode("utf-8"),
+                                       client=scope.get("client"))
         metrics.CLICK_OK.inc()
         await send({
             "type": "http.response.start",

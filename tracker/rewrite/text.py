@@ -16,7 +16,7 @@ import re
 from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Skip, classify
 from tracker.rewrite.template import UNSUBSCRIBE, Edit, Template, build
 
-_URL = re.compile(r"(?<![\w@/.+-])https?://[!#-;=?-~]+", re.IGNORECASE)
+_URL = re.compile(r"(?<![A-Za-z0-9_@/.+-])https?://[!#-;=?-~]+", re.IGNORECASE)
 _TRAILING = ".,;:!?'\"*_~"
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 

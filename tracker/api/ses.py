@@ -48,7 +48,6 @@ DELIVERY_TAG = "tracker_delivery_id"
 BOUNCE_CODES: dict[tuple[str, str], tuple[str, str]] = {
     ("Permanent", "General"): ("bounced", "Permanent:General"),
     ("Permanent", "NoEmail"): ("bounced", "Permanent:General"),
-    ("Permanent", "UnsubscribedRecipient"): ("bounced", "Permanent:General"),
     ("Permanent", "Suppressed"): ("bounced", "Permanent:Suppressed"),
     ("Permanent", "OnAccountSuppressionList"): ("bounced", "Permanent:Suppressed"),
     ("Transient", "General"): ("soft_bounced", "Transient:General"),
@@ -152,8 +151,8 @@ async def handle_notification(request: Request, note: dict) -> dict:
             await _record(conn, kind, mail, None, result, note)
             return {"type": kind, "result": result}
         if reference is None:
-            result = (f"ignored: the mail has no {DELIVERY_HEADER} header or "
-                      f"{DELIVERY_TAG} tag")
+            result = ("ignored: the mail has no X-Tracker-Delivery header (enable \"include "
+                      f"original headers\") nor a {DELIVERY_TAG} message tag")
             await _record(conn, kind, mail, None, result, note)
             return {"type": kind, "result": result}
         try:

@@ -59,7 +59,8 @@ async def measure(dsn: str, count: int) -> None:
             " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
             " WHERE i.inhparent = 'events'::regclass")
         heap, idx = rows[0]["heap"], rows[0]["idx"]
-        print(f"events landed: {count:,} in {elapsed:.1f} s ({count / elapsed:,.0f} rows/s via land())")
+        rate = count / elapsed
+        print(f"events landed: {count:,} in {elapsed:.1f} s ({rate:,.0f} rows/s via land())")
         print(f"heap:    {heap / count:6.1f} bytes/event ({heap / 2**20:,.1f} MiB)")
         print(f"indexes: {idx / count:6.1f} bytes/event ({idx / 2**20:,.1f} MiB)")
         print(f"total:   {(heap + idx) / count:6.1f} bytes/event")

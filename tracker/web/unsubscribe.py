@@ -201,6 +201,6 @@ async def stylesheet(request: Request) -> Response:
 
 routes = [
     Route("/u/page.css", stylesheet, methods=["GET"]),
-    Route("/u/{token}", show, methods=["GET"]),
-    Route("/u/{token}", act, methods=["POST"]),
+    Route("/u/{token:path}", show, methods=["GET"]),
+    Route("/u/{token:path}", act, methods=["POST"]),
 ]

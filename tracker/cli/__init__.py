@@ -10,6 +10,7 @@ from tracker.cli.events import events
 from tracker.cli.report import report
 from tracker.cli.rewrite import rewrite
 from tracker.cli.serve import migrate, serve
+from tracker.cli.suppressions import suppressions
 from tracker.cli.token import token
 
 
@@ -19,5 +20,5 @@ def main() -> None:
     """Open- and click-tracking service: signed pixel and redirect, reports in PostgreSQL."""
 
 
-for command in (serve, migrate, token, events, report, rewrite):
+for command in (serve, migrate, token, events, report, rewrite, suppressions):
     main.add_command(command)

@@ -1,0 +1,304 @@
+"""Exactness: for random data sets, every figure of both reports equals a
+brute-force SQL over the raw rows, written here independently of the report code.
+
+Timestamps fall on arbitrary minutes (so the raw edges of the hourly rollups are
+used), events may precede their send (the raw fallback of the user figures), and
+the time zone varies, including one whose midnights are not on the hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tracker.events import dictionary_id
+from tracker.reports import campaign as campaign_report
+from tracker.reports import project as project_report
+from tracker.reports.options import options
+from tracker.store.events import land
+
+BASE = datetime(2026, 3, 7, tzinfo=UTC)  # a DST change in New York falls inside
+ZONES = ["UTC", "Asia/Tokyo", "Asia/Kolkata", "America/New_York"]
+URLS = ["https://a.example/", "https://b.example/x", "https://c.example/?q=1"]
+CHANNELS = {1: "email", 2: "push", 3: "line"}
+HUMAN = "((e.flags & 1) = 0 AND ((e.flags >> 1) & 7) IN (0, 2))"
+
+deliveries_st = st.lists(st.fixed_dictionaries({
+    "campaign": st.integers(0, 1),
+    "task": st.integers(0, 1),
+    "user": st.sampled_from(["u1", "u2", "u3", "visitor:9", "u5"]),
+    "status": st.sampled_from([0, 1, 1, 1, 2, 3, 4, 5]),
+    "sent_minute": st.integers(0, 5 * 24 * 60) | st.tuples(
+        st.integers(0, 5), st.sampled_from([0, 15 * 60, 18 * 60 + 30, 5 * 60])).map(
+        lambda t: t[0] * 24 * 60 + t[1] - 7),
+    "channel": st.sampled_from([1, 1, 2, 3]),
+    "has_html": st.sampled_from([True, False, None]),
+    "is_test": st.sampled_from([False, False, False, True]),
+    "error": st.sampled_from([(None, None), ("Transient:MailboxFull", "full"),
+                              ("Transient:MailboxFull", "quota"),
+                              ("Permanent:General", "=no such user"), ("odd", None)]),
+}), min_size=1, max_size=14)
+
+#: UTC times of local midnights in ZONES (minutes after 00:00 UTC), to put events
+#: right around the boundaries of days and periods
+MIDNIGHTS = [0, 15 * 60, 18 * 60 + 30, 5 * 60, 4 * 60]
+
+events_st = st.lists(st.tuples(
+    st.integers(0, 13),                      # delivery index (modulo)
+    st.one_of(                               # minutes after the send, or near a midnight
+        st.integers(-600, 3 * 24 * 60),
+        st.tuples(st.integers(0, 6), st.sampled_from(MIDNIGHTS), st.integers(-70, 70))),
+    st.sampled_from([1, 1, 2, 2, 3, 4, 5]),  # kind
+    st.sampled_from([0, 0, 1, 2, 4, 6, 8]),  # flags: HEAD bit and verdicts
+    st.sampled_from(URLS),
+), max_size=40)
+
+
+async def write(conn: asyncpg.Connection, deliveries: list[dict], events: list[tuple]) -> None:
+    await conn.execute("TRUNCATE campaigns, schedule_tasks, deliveries, events, urls,"
+                       " report_event_hours, report_delivery_firsts, journal_positions CASCADE")
+    camps, tasks = [], {}
+    for i, channel in enumerate(("email", "push")):
+        camps.append(await conn.fetchval(
+            "INSERT INTO campaigns (campaign_id, channel) VALUES ($1, $2) RETURNING id",
+            f"c{i}", channel))
+        for t in range(2):
+            tasks[(i, t)] = await conn.fetchval(
+                "INSERT INTO schedule_tasks (campaign, schedule_task_id) VALUES ($1, $2)"
+                " RETURNING id", camps[i], f"t{t}")
+    records = []
+    for i, d in enumerate(deliveries, 1):
+        sent = BASE + timedelta(minutes=d["sent_minute"])
+        status = d["status"]
+        code, message = d["error"] if status in (2, 3, 4) else (None, None)
+        records.append((i, camps[d["campaign"]], tasks[(d["campaign"], d["task"])],
+                        None if status in (0, 5) else sent, sent, d["channel"], status,
+                        d["has_html"], d["is_test"], d["user"], code, message))
+    await conn.copy_records_to_table("deliveries", records=records, columns=(
+        "delivery_id", "campaign", "schedule_task", "sent_at", "created_at", "channel",
+        "status", "has_html", "is_test", "user_id", "error_code", "error_message"))
+    rows, urls = [], {}
+    for index, minutes, kind, flags, url in events:
+        rec = records[index % len(records)]
+        if isinstance(minutes, tuple):
+            day, midnight, offset = minutes
+            ts = BASE + timedelta(days=day, minutes=midnight + offset, seconds=17)
+        else:
+            ts = rec[4] + timedelta(minutes=minutes, seconds=17)
+        url_id = 0
+        if kind == 2:
+            url_id = dictionary_id(url.encode())
+            urls[url_id] = url.encode()
+        ts_us = (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        rows.append((ts_us, rec[0], url_id, 0, rec[1], rec[2], kind, flags, 0))
+    # land in two batches, as two shipper transactions would
+    half = len(rows) // 2
+    for n, part in enumerate((rows[:half], rows[half:])):
+        await land(conn, journal="exact", segment=n, offset=0, events=part, urls=urls,
+                   user_agents={})
+
+
+class Reference:
+    """Brute force over raw rows for one scope."""
+
+    def __init__(self, conn: asyncpg.Connection, tz: str, campaign: str | None,
+                 task: str | None, channel: int | None) -> None:
+        self.conn, self.tz = conn, tz
+        self.args = [campaign, task, channel]
+
+    SCOPE = """($3::text IS NULL OR c.campaign_id = $3) AND ($4::text IS NULL OR EXISTS (
+                   SELECT 1 FROM schedule_tasks st WHERE st.id = {a}.schedule_task
+                   AND st.schedule_task_id = $4)) AND ($5::int IS NULL OR {ch} = $5)"""
+
+    async def window(self, first: date, last: date) -> tuple[datetime, datetime]:
+        row = await self.conn.fetchrow(
+            "SELECT ($1::date)::timestamp AT TIME ZONE $3, ($2::date + 1)::timestamp"
+            " AT TIME ZONE $3", first, last, self.tz)
+        return row[0], row[1]
+
+    async def figures(self, ws: datetime, we: datetime) -> dict:
+        ev_scope = self.SCOPE.format(a="e", ch="coalesce(d.channel, CASE c.channel"
+                                     " WHEN 'push' THEN 2 WHEN 'line' THEN 3 ELSE 1 END)")
+        d_scope = self.SCOPE.format(a="d", ch="d.channel")
+        out: dict = {}
+        for name, cond in (("opens", f"e.kind = 1 AND {HUMAN}"),
+                           ("machine_opens", f"e.kind = 1 AND NOT {HUMAN}"),
+                           ("clicks", f"e.kind = 2 AND {HUMAN}"),
+                           ("bot_clicks", f"e.kind = 2 AND NOT {HUMAN}"),
+                           ("unsubscribes", "e.kind = 3"), ("resubscribes", "e.kind = 4"),
+                           ("conversions", "e.kind = 5")):
+            out[name] = await self.conn.fetchval(
+                f"SELECT count(*) FROM events e LEFT JOIN deliveries d USING (delivery_id)"
+                f" JOIN campaigns c ON c.id = e.campaign WHERE e.ts >= $1 AND e.ts < $2"
+                f" AND NOT coalesce(d.is_test, false) AND {cond} AND {ev_scope}",
+                ws, we, *self.args)
+        for name, status in (("deliveries", 1), ("bounces", 2), ("soft_bounces", 3),
+                             ("failures", 4), ("suppressed", 5)):
+            out[name] = await self.conn.fetchval(
+                f"SELECT count(*) FROM deliveries d JOIN campaigns c ON c.id = d.campaign"
+                f" WHERE d.status = {status} AND NOT d.is_test"
+                f" AND coalesce(d.sent_at, CASE WHEN d.status = 5 THEN d.created_at END) >= $1"
+                f" AND coalesce(d.sent_at, CASE WHEN d.status = 5 THEN d.created_at END) < $2"
+                f" AND {d_scope}", ws, we, *self.args)
+        for name, cond in (("delivered_users", None), ("open_users", f"e.kind = 1 AND {HUMAN}"),
+                           ("open_users_all", "e.kind = 1"),
+                           ("click_users", f"e.kind = 2 AND {HUMAN}"),
+                           ("click_users_all", "e.kind = 2"), ("conversion_users", "e.kind = 5")):
+            exists = "" if cond is None else (
+                f" AND EXISTS (SELECT 1 FROM events e WHERE e.delivery_id = d.delivery_id"
+                f" AND e.ts >= $1 AND e.ts < $2 AND {cond})")
+            out[name] = await self.conn.fetchval(
+                f"SELECT count(DISTINCT d.user_id) FROM deliveries d"
+                f" JOIN campaigns c ON c.id = d.campaign WHERE d.status = 1 AND NOT d.is_test"
+                f" AND d.sent_at >= $1 AND d.sent_at < $2 AND {d_scope}{exists}",
+                ws, we, *self.args)
+        return out
+
+    async def opens_ok(self) -> bool:
+        return await self.conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN campaigns c ON c.id = d.campaign"
+            " WHERE d.channel = 1 AND d.has_html AND NOT d.is_test AND "
+            + self.SCOPE.format(a="d", ch="d.channel").replace("$3", "$1").replace(
+                "$4", "$2").replace("$5", "$3") + ")", *self.args)
+
+    async def ranking(self, ws: datetime, we: datetime, bots: bool) -> list[dict]:
+        ev_scope = self.SCOPE.format(a="e", ch="coalesce(d.channel, CASE c.channel"
+                                     " WHEN 'push' THEN 2 WHEN 'line' THEN 3 ELSE 1 END)")
+        rows = await self.conn.fetch(
+            f"SELECT u.url, count(*) AS clicks, count(DISTINCT d.user_id) AS click_users"
+            f" FROM events e LEFT JOIN deliveries d USING (delivery_id)"
+            f" JOIN campaigns c ON c.id = e.campaign JOIN urls u ON u.id = e.url_id"
+            f" WHERE e.kind = 2 AND e.ts >= $1 AND e.ts < $2 AND NOT coalesce(d.is_test, false)"
+            f" AND ({'true' if bots else HUMAN}) AND {ev_scope} GROUP BY u.url",
+            ws, we, *self.args)
+        return sorted((dict(r) for r in rows),
+                      key=lambda r: (-r["clicks"], -r["click_users"], r["url"]))
+
+    async def error_codes(self, ws: datetime, we: datetime) -> dict:
+        rows = await self.conn.fetch(
+            "SELECT d.error_code, d.error_message, count(*) FROM deliveries d"
+            " JOIN campaigns c ON c.id = d.campaign WHERE d.status IN (2, 3, 4)"
+            " AND NOT d.is_test AND d.sent_at >= $1 AND d.sent_at < $2 AND "
+            + self.SCOPE.format(a="d", ch="d.channel") + " GROUP BY 1, 2", ws, we, *self.args)
+        out: dict = {}
+        for code, message, n in rows:
+            entry = out.setdefault(code, {"count": 0, "messages": {}})
+            entry["count"] += n
+            entry["messages"][message] = n
+        return out
+
+
+def rate(a, b):
+    return None if a is None or not b else a / b
+
+
+def check_campaign_row(got: dict, ref: dict, opens_ok: bool, cv_ok: bool, bots: bool) -> None:
+    opens = ref["opens"] + (ref["machine_opens"] if bots else 0)
+    clicks = ref["clicks"] + (ref["bot_clicks"] if bots else 0)
+    open_users = ref["open_users_all" if bots else "open_users"]
+    click_users = ref["click_users_all" if bots else "click_users"]
+    expected = {
+        "targets": ref["deliveries"] + ref["bounces"] + ref["soft_bounces"] + ref["failures"],
+        "deliveries": ref["deliveries"], "delivered_users": ref["delivered_users"],
+        "opens": opens if opens_ok else None, "open_users": open_users if opens_ok else None,
+        "clicks": clicks, "click_users": click_users,
+        "open_rate": rate(open_users, ref["delivered_users"]) if opens_ok else None,
+        "click_rate": rate(click_users, ref["delivered_users"]),
+        "click_to_open_rate": rate(click_users, open_users) if opens_ok else None,
+        "machine_opens": ref["machine_opens"] if opens_ok else None,
+        "bot_clicks": ref["bot_clicks"], "bounces": ref["bounces"],
+        "soft_bounces": ref["soft_bounces"], "failures": ref["failures"],
+        "suppressed": ref["suppressed"], "unsubscribes": ref["unsubscribes"],
+        "resubscribes": ref["resubscribes"],
+        "conversions": ref["conversions"] if cv_ok else None,
+        "conversion_users": ref["conversion_users"] if cv_ok else None,
+        "conversion_rate": rate(ref["conversion_users"], ref["delivered_users"]) if cv_ok
+        else None,
+        "conversion_status": "measured" if cv_ok else "not_measured",
+    }
+    assert {k: got[k] for k in expected} == expected
+
+
+def check_project_row(got: dict, ref: dict, opens_ok: bool, bots: bool) -> None:
+    targets = ref["deliveries"] + ref["bounces"] + ref["soft_bounces"] + ref["failures"]
+    expected = {
+        "targets": targets, "deliveries": ref["deliveries"], "bounces": ref["bounces"],
+        "soft_bounces": ref["soft_bounces"], "failures": ref["failures"],
+        "fail_count": targets - ref["deliveries"], "suppressed": ref["suppressed"],
+        "bounce_rate": rate(ref["bounces"], targets), "unsubscribes": ref["unsubscribes"],
+        "resubscribes": ref["resubscribes"],
+        "opens": (ref["opens"] + (ref["machine_opens"] if bots else 0)) if opens_ok else None,
+        "clicks": ref["clicks"] + (ref["bot_clicks"] if bots else 0),
+    }
+    assert {k: got[k] for k in expected} == expected
+
+
+async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, channel) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await write(conn, deliveries, events)
+        first = (BASE + timedelta(days=first_day)).date()
+        last = first + timedelta(days=days)
+        params = {"from": first.isoformat(), "to": last.isoformat(),
+                  "include_bots": str(bots).lower(), "schedule_task_id": task,
+                  "channel": CHANNELS.get(channel), "links": "100"}
+        for cid in ("c0", "c1"):
+            got = await campaign_report.build(conn, options({**params, "campaign_id": cid}, tz))
+            ref = Reference(conn, tz, cid, task, channel)
+            opens_ok = await ref.opens_ok()
+            cv_ok = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM events e LEFT JOIN deliveries d USING"
+                " (delivery_id) JOIN campaigns c ON c.id = e.campaign WHERE c.campaign_id = $1"
+                " AND e.kind = 5 AND NOT coalesce(d.is_test, false))", cid)
+            ws, we = await ref.window(first, last)
+            check_campaign_row(got, await ref.figures(ws, we), opens_ok, cv_ok, bots)
+            assert got["click_ranking"] == await ref.ranking(ws, we, bots)
+            assert [d["date"] for d in got["days"]] == [
+                (first + timedelta(days=i)).isoformat() for i in range(days + 1)]
+            for day in got["days"]:
+                dws, dwe = await ref.window(date.fromisoformat(day["date"]),
+                                            date.fromisoformat(day["date"]))
+                check_campaign_row(day, await ref.figures(dws, dwe), opens_ok, cv_ok, bots)
+            for t in got["schedule_tasks"]:
+                tref = Reference(conn, tz, cid, t["schedule_task_id"], channel)
+                check_campaign_row(t, await tref.figures(ws, we), opens_ok, cv_ok, bots)
+        got = await project_report.build(conn, options(params, tz))
+        ref = Reference(conn, tz, None, task, channel)
+        ws, we = await ref.window(first, last)
+        opens_ok = await ref.opens_ok()
+        check_project_row(got, await ref.figures(ws, we), opens_ok, bots)
+        assert got["click_ranking"] == await ref.ranking(ws, we, bots)
+        codes = await ref.error_codes(ws, we)
+        assert {e["code"]: e["count"] for e in got["error_codes"]} == {
+            k: v["count"] for k, v in codes.items()}
+        for e in got["error_codes"]:
+            messages = codes[e["code"]]["messages"]
+            counts = sorted(messages.values(), reverse=True)[:3]
+            assert [m["count"] for m in e["top_messages"]] == counts
+            assert all(messages[m["message"]] == m["count"] for m in e["top_messages"])
+        for day in got["days"]:
+            dws, dwe = await ref.window(date.fromisoformat(day["date"]),
+                                        date.fromisoformat(day["date"]))
+            check_project_row(day, await ref.figures(dws, dwe), opens_ok, bots)
+    finally:
+        await conn.close()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(deliveries=deliveries_st, events=events_st, tz=st.sampled_from(ZONES),
+       first_day=st.integers(-1, 5), days=st.integers(0, 4), bots=st.booleans(),
+       task=st.sampled_from([None, None, "t0", "t1"]),
+       channel=st.sampled_from([None, None, 1, 2, 3]))
+@example(  # sent late on day 0, first open just after midnight: not a day-0 open user
+    deliveries=[{"campaign": 0, "task": 0, "user": "u1", "status": 1, "sent_minute": 23 * 60,
+                 "channel": 1, "has_html": True, "is_test": False, "error": (None, None)}],
+    events=[(0, 90, 1, 0, URLS[0]), (0, -30, 2, 0, URLS[1]), (0, 24 * 60 + 50, 2, 0, URLS[1])],
+    tz="UTC", first_day=0, days=1, bots=False, task=None, channel=None)
+def test_every_figure_equals_brute_force_sql(database, deliveries, events, tz, first_day, days,
+                                             bots, task, channel) -> None:
+    asyncio.run(check(database, deliveries, events, tz, first_day, days, bots, task, channel))

@@ -235,3 +235,18 @@ def test_compiled_once_per_body(rewriter: Rewriter) -> None:
     assert rewriter.cache.misses == 1 and rewriter.cache.hits == 1
     assert first.html != second.html
     assert htmllib.unescape(first.html).count("/c/") == 3
+
+
+def test_json_filling_equals_json_dumps(rewriter: Rewriter) -> None:
+    import json
+
+    nasty = ('<p title="a\\b">"quoted" \u2028 \x00\x1f \U0001f600 日本 \ud800 </p>'
+             '<a href="https://x.example/?q=&quot;">x</a>{{unsubscribe_url}}</body>')
+    for ids in (IDS, IDS._replace(channel=Channel.PUSH)):
+        plain = rewriter.rewrite(ids, html=nasty, text="t https://y.example/ \"q\"")
+        encoded = rewriter.rewrite(ids, html=nasty, text="t https://y.example/ \"q\"",
+                                   as_json=True)
+        assert json.loads(encoded.html_json) == plain.html
+        assert json.loads(encoded.text_json) == plain.text
+        assert encoded.html_json.isascii() and encoded.links == plain.links == 2
+    assert rewriter.rewrite(IDS, text="x", as_json=True).html_json == b"null"

@@ -12,6 +12,7 @@ by the sender's own process), so the per-recipient path is only token signing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -49,13 +50,17 @@ class Rewritten:
     links: int = 0
     warnings: list[str] = field(default_factory=list)
     mime: bytes | None = None
+    #: with ``as_json``: html and text as JSON string literals (ASCII bytes, quotes
+    #: included, ``null`` when absent) instead of ``html``/``text``
+    html_json: bytes | None = None
+    text_json: bytes | None = None
 
 
 class _Filler:
     """Fills templates for one message: one header, lazily minted pixel/unsubscribe."""
 
     __slots__ = ("rewriter", "header", "position", "_open", "_unsubscribe", "pixels",
-                 "warnings")
+                 "warnings", "_open_json")
 
     def __init__(self, rewriter: Rewriter, ids: MessageIds) -> None:
         self.rewriter = rewriter
@@ -66,6 +71,7 @@ class _Filler:
         self._unsubscribe: str | None = None
         self.pixels = 0
         self.warnings: list[str] = []
+        self._open_json: bytes | None = None
 
     def unsubscribe_url(self) -> str:
         if self._unsubscribe is None:
@@ -78,6 +84,39 @@ class _Filler:
             r = self.rewriter
             self._open = PIXEL_TAG.format(url=r.open_prefix + r.minter.open(self.header))
         return self._open
+
+    def fill_json(self, template: Template) -> bytes:
+        """``fill`` as a JSON string literal: pre-escaped segments and tokens (which
+        need no escaping) joined as bytes, equal to json.dumps(fill(template))."""
+        parts = template.json_parts()
+        if len(parts) == 1:
+            return b'"' + parts[0] + b'"'
+        r = self.rewriter
+        click = r.minter.click_bytes
+        prefix = r.click_prefix_json
+        header = self.header
+        link_bytes = template.link_bytes
+        base = self.position
+        out = [b'"', parts[0]]
+        append = out.append
+        index = 1
+        for slot in template.slots:
+            if slot >= 0:
+                append(prefix + click(header, base + slot, link_bytes[slot]))
+            elif slot == PIXEL:
+                if self._open_json is None:
+                    self._open_json = json.dumps(self.pixel_tag())[1:-1].encode("ascii")
+                append(self._open_json)
+                self.pixels += 1
+            elif slot == UNSUBSCRIBE:
+                append(json.dumps(self.unsubscribe_url())[1:-1].encode("ascii"))
+            append(parts[index])
+            index += 1
+        append(b'"')
+        self.position = base + len(template.links)
+        if template.warnings:
+            self.warnings.extend(template.warnings)
+        return b"".join(out)
 
     def fill(self, template: Template) -> str:
         parts = template.parts
@@ -116,6 +155,7 @@ class Rewriter:
         self.public_url = public_url.rstrip("/")
         self.minter = Minter(codec)
         self.click_prefix = self.public_url + "/c/"
+        self.click_prefix_json = json.dumps(self.click_prefix)[1:-1].encode("ascii")
         self.open_prefix = self.public_url + "/o/"
         self.unsubscribe_prefix = self.public_url + "/u/"
         self.cache = TemplateCache(cache_size)
@@ -132,24 +172,31 @@ class Rewriter:
 
     # --- rewrite ------------------------------------------------------------------
     def rewrite(self, ids: MessageIds, *, html: str | None = None, text: str | None = None,
-                utm: tuple = (), headers: dict[str, str] | None = None) -> Rewritten:
+                utm: tuple = (), headers: dict[str, str] | None = None,
+                as_json: bool = False) -> Rewritten:
         """Rewrite a message given as an HTML and/or a text body.
 
         HTML links come first in link positions, then text links. Email gets the
         pixel (when there is HTML) and the List-Unsubscribe headers; push and LINE
-        get neither."""
+        get neither. ``as_json`` fills ``html_json``/``text_json`` instead of
+        ``html``/``text``, for answers that embed the bodies in JSON."""
         filler = _Filler(self, ids)
+        fill = filler.fill_json if as_json else filler.fill
         email = ids.channel == Channel.EMAIL
         out_html = out_text = None
         if html is not None:
-            out_html = filler.fill(self.compile_html(html, utm, pixel=email))
+            out_html = fill(self.compile_html(html, utm, pixel=email))
         if text is not None:
-            out_text = filler.fill(self.compile_text(text, utm))
+            out_text = fill(self.compile_text(text, utm))
         out_headers = dict(headers) if headers else {}
         if email:
             self._list_unsubscribe(out_headers, filler)
-        return Rewritten(ids.delivery_id, out_html, out_text, out_headers, filler.pixels > 0,
-                         filler.position, filler.warnings)
+        if as_json:
+            return Rewritten(ids.delivery_id, None, None, out_headers, filler.pixels > 0,
+                             filler.position, filler.warnings, None,
+                             out_html or b"null", out_text or b"null")  # type: ignore[arg-type]
+        return Rewritten(ids.delivery_id, out_html, out_text, out_headers,  # type: ignore[arg-type]
+                         filler.pixels > 0, filler.position, filler.warnings)
 
     def rewrite_mime(self, ids: MessageIds, raw: bytes, utm: tuple = ()) -> Rewritten:
         """Rewrite a whole MIME message (bytes in, bytes out); see :mod:`mime`.

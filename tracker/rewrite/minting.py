@@ -56,23 +56,26 @@ class Minter:
         return pack(TokenData(delivery_id, campaign, schedule_task, channel, is_test),
                     Purpose.OPEN)
 
-    def _sign(self, pads: _Pads, payload: bytes) -> str:
+    def _sign(self, pads: _Pads, payload: bytes) -> bytes:
         value = _b64(payload).rstrip(b"=")
         inner = pads.inner.copy()
         inner.update(value)
         outer = pads.outer.copy()
         outer.update(inner.digest())
         signature = _b64(outer.digest()[:SIGNATURE_BYTES]).rstrip(b"=")
-        return (value + b"." + signature).decode("ascii")
+        return value + b"." + signature
 
     def open(self, header: bytes) -> str:
-        return self._sign(self._pads[Purpose.OPEN], header)
+        return self._sign(self._pads[Purpose.OPEN], header).decode("ascii")
 
     def unsubscribe(self, header: bytes) -> str:
-        return self._sign(self._pads[Purpose.UNSUBSCRIBE], header)
+        return self._sign(self._pads[Purpose.UNSUBSCRIBE], header).decode("ascii")
 
-    def click(self, header: bytes, position: int, url_bytes: bytes) -> str:
-        """A click token; ``url_bytes`` must come from a checked target (compile time)."""
+    def click_bytes(self, header: bytes, position: int, url_bytes: bytes) -> bytes:
+        """A click token (ASCII bytes); ``url_bytes`` must come from a checked target."""
         if position > 32767:
             position = 32767  # saturates like tokens.pack: smallint link positions
         return self._sign(self._click, header + position.to_bytes(2, "big") + url_bytes)
+
+    def click(self, header: bytes, position: int, url_bytes: bytes) -> str:
+        return self.click_bytes(header, position, url_bytes).decode("ascii")

@@ -101,10 +101,11 @@ class Sender:
 
     async def send(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,
                    schedule_task_id: str, channel: str,
-                   recipients: list[Recipient]) -> list[Result]:
+                   recipients: list[Recipient], as_json: bool = False) -> list[Result]:
         """Rewrite for every recipient and record each as a prepared (or suppressed)
         delivery. Results keep the order of ``recipients``. Raises RewriteError (and
-        records nothing) when a message cannot be rewritten."""
+        records nothing) when a message cannot be rewritten. ``as_json``: bodies come
+        back as JSON literals (see Rewriter.rewrite)."""
         channel_code = CHANNELS_BY_NAME[channel]
         async with _connection(db) as conn:
             campaign = await self._campaign(conn, campaign_id, channel)
@@ -128,7 +129,7 @@ class Sender:
             else:
                 message = rewriter.rewrite(message_ids, html=recipient.html,
                                            text=recipient.text, utm=utm,
-                                           headers=recipient.headers)
+                                           headers=recipient.headers, as_json=as_json)
             results.append(Prepared(recipient.user_id, message))
             prepared.append(PreparedDelivery(
                 delivery_id, campaign.id, task, channel_code, recipient.user_id,

@@ -19,6 +19,7 @@ from tracker.events import dictionary_id
 from tracker.reports import campaign as campaign_report
 from tracker.reports import project as project_report
 from tracker.reports.options import options
+from tracker.store import rollups
 from tracker.store.events import land
 
 BASE = datetime(2026, 3, 7, tzinfo=UTC)  # a DST change in New York falls inside
@@ -241,6 +242,11 @@ async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, c
     conn = await asyncpg.connect(dsn)
     try:
         await write(conn, deliveries, events)
+        snapshot = ("SELECT * FROM report_event_hours ORDER BY 1, 3, 4, 5, 6, 7",
+                    "SELECT * FROM report_delivery_firsts ORDER BY 1")
+        kept = [await conn.fetch(q) for q in snapshot]
+        await rollups.rebuild(conn)  # what landing built equals a recount from scratch
+        assert [await conn.fetch(q) for q in snapshot] == kept
         first = (BASE + timedelta(days=first_day)).date()
         last = first + timedelta(days=days)
         params = {"from": first.isoformat(), "to": last.isoformat(),

@@ -74,3 +74,33 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     await conn.execute(_HOURS, *columns)
     if any(r[6] in (1, 2, 5) for r in rows):
         await conn.execute(_FIRSTS, *columns)
+
+
+async def rebuild(conn: asyncpg.Connection) -> None:
+    """Recompute both rollups from the event log (after a bulk load that bypassed the
+    shipper, or to prove they match); same SQL as the backfill in 020_reports.sql."""
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE events IN SHARE MODE")
+        await conn.execute("TRUNCATE report_event_hours, report_delivery_firsts")
+        await conn.execute(f"""
+            INSERT INTO report_event_hours (hour, n, campaign, schedule_task, channel, kind,
+                                            human)
+            SELECT date_trunc('hour', e.ts, 'UTC'), count(*), e.campaign, e.schedule_task,
+                   coalesce(d.channel,
+                            CASE c.channel WHEN 'push' THEN 2 WHEN 'line' THEN 3 ELSE 1 END),
+                   e.kind, {HUMAN_SQL.replace('flags', 'e.flags')}
+            FROM events e
+            LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id
+            LEFT JOIN campaigns c ON c.id = e.campaign
+            WHERE NOT coalesce(d.is_test, false)
+            GROUP BY 1, 3, 4, 5, 6, 7""")
+        await conn.execute(f"""
+            INSERT INTO report_delivery_firsts
+            SELECT delivery_id,
+                   min(ts) FILTER (WHERE kind = 1),
+                   min(ts) FILTER (WHERE kind = 1 AND {HUMAN_SQL}),
+                   min(ts) FILTER (WHERE kind = 2),
+                   min(ts) FILTER (WHERE kind = 2 AND {HUMAN_SQL}),
+                   min(ts) FILTER (WHERE kind = 5)
+            FROM events WHERE kind IN (1, 2, 5)
+            GROUP BY delivery_id""")

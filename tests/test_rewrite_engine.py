@@ -6,6 +6,8 @@ import html as htmllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.rewrite_support import (
     acceptable_untracked,
@@ -206,7 +208,8 @@ def test_malformed_html_never_crashes(rewriter: Rewriter) -> None:
     for source in ['<a href="https://a.example/">unclosed <b><i>', "<!-- unclosed comment",
                    '<a href="https://a.example/', "<a href='x'<b>", "</>", "<!", "<![CDATA[",
                    '<div><a href="https://b.example/">x</div></body></html></body>',
-                   "<a href=https://c.example/>x", "\x00<a\x00href=x>", "<" * 1000]:
+                   "<a href=https://c.example/>x", "\x00<a\x00href=x>", "<" * 1000,
+                   '<![foo <a href="https://d.example/">', "<![ ]]><!DOCTYPE [x]>"]:
         result = rewriter.rewrite(IDS, html=source)
         body, pixels = strip_pixel(result.html, PUBLIC, CODEC)
         assert pixels == 1
@@ -250,3 +253,19 @@ def test_json_filling_equals_json_dumps(rewriter: Rewriter) -> None:
         assert json.loads(encoded.text_json) == plain.text
         assert encoded.html_json.isascii() and encoded.links == plain.links == 2
     assert rewriter.rewrite(IDS, text="x", as_json=True).html_json == b"null"
+
+
+_PIECES = ["<", ">", "!", "-", "[", "]", "a", " ", "href", "=", '"', "'", "&", "#", ";", "/",
+           "?", "if", "mso", "script", "style", "v:", "https://a.example/", "\n", "<!--",
+           "-->", "<![", "]]>", "&amp;", "&#x", "body", "\x00", "é", "<a ", "</", "<?", "area",
+           '<a href="https://q.example/', "<!--[if mso]>", "<![endif]-->", "<v:rect ", "\r"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=60).map("".join))
+def test_any_markup_soup_keeps_every_other_byte(source: str) -> None:
+    rewriter = Rewriter(CODEC, PUBLIC)
+    result = rewriter.rewrite(IDS, html=source)
+    body, pixels = strip_pixel(result.html, PUBLIC, CODEC)
+    assert pixels == 1
+    assert len(check_identical(source, body, PUBLIC, CODEC)) == result.links

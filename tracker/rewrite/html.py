@@ -59,6 +59,18 @@ class _Scanner(HTMLParser):
         line, column = self.getpos()
         return self.line_starts[line - 1] + column
 
+    def parse_html_declaration(self, i: int) -> int:
+        """``<!...>``, tolerating what the standard tokenizer refuses.
+
+        Python 3.11's tokenizer raises AssertionError on marked sections it does not
+        know (``<![foo ...``, ``<![ ]>``); browsers treat them as bogus comments, so
+        do the same: skip to the next ``>``, leaving the bytes as they are."""
+        try:
+            return super().parse_html_declaration(i)
+        except AssertionError:
+            end = self.rawdata.find(">", i + 2)
+            return end + 1 if end >= 0 else -1
+
     # --- tags ---------------------------------------------------------------------
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if _is_link_tag(tag):

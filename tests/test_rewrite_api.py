@@ -241,3 +241,17 @@ def test_cli_recipients_file(module_service: Service, tmp_path: Path) -> None:
         assert text.startswith(f"Hi {module_service.base_url}/c/") and text.endswith(" bye")
         assert delivery(module_service, line["delivery_id"])["user_id"] == line["user_id"]
     assert b"2 messages written" in done.stderr
+
+
+def test_ten_thousand_recipients_in_one_request(module_service: Service) -> None:
+    before = deliveries(module_service)
+    response = post(module_service, {
+        "campaign_id": "big", "schedule_task_id": "t1",
+        "html": '<body><a href="https://x.example/">x</a></body>',
+        "recipients": [{"user_id": f"user-{i}"} for i in range(10_000)]})
+    assert response.status_code == 200
+    answer = response.json()
+    assert [m["user_id"] for m in answer] == [f"user-{i}" for i in range(10_000)]
+    assert len({m["delivery_id"] for m in answer}) == 10_000
+    assert all(m["links"] == 1 for m in answer)
+    assert deliveries(module_service) == before + 10_000

@@ -11,6 +11,7 @@ validated before anything is minted or stored.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -23,7 +24,7 @@ from tracker.api.bodies import BadRequest, error_response, read_json, require_ob
 from tracker.api.campaigns import check_id
 from tracker.rewrite.engine import Rewriter
 from tracker.rewrite.errors import RewriteError
-from tracker.rewrite.send import Prepared, Recipient, Result, Sender
+from tracker.rewrite.send import YIELD_EVERY, Batch, Prepared, Recipient, Result, Sender
 from tracker.tokens import CHANNELS_BY_NAME
 
 #: Whole request: room for a large shared body plus 10,000 recipients.
@@ -158,40 +159,40 @@ def as_json(result: Result) -> bytes:
 async def post_messages(request: Request) -> Response:
     try:
         ids, recipients, bulk = parse(await read_json(request, MAX_REQUEST_BYTES))
-        results = await _sender(request).send(request.app.state.pool, recipients=recipients,
-                                              as_json=True, **ids)
+        batch = await _sender(request).prepare(request.app.state.pool, recipients=recipients,
+                                               **ids)
     except BadRequest as exc:
         return error_response(exc)
     except RewriteError as exc:
         return error_response(BadRequest(422, "cannot_rewrite", str(exc)))
-    messages = [as_json(r) for r in results]
     if not bulk:
-        return Response(messages[0], media_type="application/json")
-    chunks = [b"["]
-    for message in messages:
-        chunks += (message, b",")
-    chunks[-1] = b"]"
-    return ChunkedJSON(chunks)
+        (result,) = batch.results(as_json=True)
+        return Response(as_json(result), media_type="application/json")
+    return StreamedMessages(batch)
 
 
-class ChunkedJSON:
-    """A JSON answer sent as the pieces it was built from.
+class StreamedMessages:
+    """A bulk answer, each message rewritten just before it is sent.
 
-    A bulk answer is hundreds of 100 KB messages; joining them into one 50 MB
-    buffer first costs as much as rewriting them (page faults and copies), so
-    each piece goes to the socket as it is, under one Content-Length."""
+    The deliveries are already recorded; the messages are made and written one
+    at a time (chunked transfer encoding), so memory stays at one message
+    whatever the batch, and a 50 MB answer is never joined into one buffer."""
 
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        length = sum(len(chunk) for chunk in self.chunks)
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(length).encode())]})
-        last = len(self.chunks) - 1
-        for index, chunk in enumerate(self.chunks):
-            await send({"type": "http.response.body", "body": chunk, "more_body": index < last})
+                    "headers": [(b"content-type", b"application/json")]})
+        separator = b"["
+        for index, result in enumerate(self.batch.results(as_json=True)):
+            await send({"type": "http.response.body", "body": separator, "more_body": True})
+            await send({"type": "http.response.body", "body": as_json(result),
+                        "more_body": True})
+            separator = b","
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # let pixel and redirect hits in between
+        await send({"type": "http.response.body", "body": b"]", "more_body": False})
 
 
 routes = [Route("/messages", post_messages, methods=["POST"])]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -99,13 +99,18 @@ class Sender:
                 conn, campaign, task_id)
         return found
 
-    async def send(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,
-                   schedule_task_id: str, channel: str,
-                   recipients: list[Recipient], as_json: bool = False) -> list[Result]:
-        """Rewrite for every recipient and record each as a prepared (or suppressed)
-        delivery. Results keep the order of ``recipients``. Raises RewriteError (and
-        records nothing) when a message cannot be rewritten. ``as_json``: bodies come
-        back as JSON literals (see Rewriter.rewrite)."""
+    async def prepare(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,
+                      schedule_task_id: str, channel: str,
+                      recipients: list[Recipient]) -> Batch:
+        """Mint ids, check suppressions and record every delivery; the messages are
+        then rewritten one by one as :meth:`Batch.results` is iterated.
+
+        Why lazily: 10,000 copies of a 100 KB newsletter are a gigabyte; streamed
+        out as they are made, a bulk request holds one message at a time. What is
+        recorded does not depend on the rewriting (an email HTML body always gets
+        its pixel), except for MIME input, which is rewritten here, before anything
+        is recorded, so that a message that cannot be read (RewriteError) records
+        nothing."""
         channel_code = CHANNELS_BY_NAME[channel]
         async with _connection(db) as conn:
             campaign = await self._campaign(conn, campaign_id, channel)
@@ -113,47 +118,87 @@ class Sender:
             users = list({r.user_id: None for r in recipients})
             suppressed = await suppressed_among(conn, users, channel_code) if users else {}
             ids = await self.delivery_ids.mint_many(conn, len(recipients))
-        utm = utm_params(campaign.settings)
-        results: list[Result] = []
+        batch = Batch(self.rewriter, campaign.id, task, channel_code,
+                      utm_params(campaign.settings))
         prepared: list[PreparedDelivery] = []
-        rewriter = self.rewriter
+        suppressed_rows: list[tuple] = []
         for index, (recipient, delivery_id) in enumerate(zip(recipients, ids, strict=True)):
             reason = suppressed.get(recipient.user_id)
+            batch.plans.append((recipient, delivery_id, reason))
             if reason is not None:
-                results.append(Suppressed(recipient.user_id, delivery_id, reason))
+                suppressed_rows.append((delivery_id, campaign.id, task, channel_code,
+                                        recipient.user_id, False, recipient.is_test,
+                                        STATUS_SUPPRESSED))
                 continue
-            message_ids = MessageIds(delivery_id, campaign.id, task, channel_code,
-                                     recipient.is_test)
             if recipient.mime is not None:
-                message = rewriter.rewrite_mime(message_ids, recipient.mime, utm)
+                message = batch.rewrite(recipient, delivery_id, as_json=False)
+                batch.eager[index] = message
+                has_html = message.has_pixel
+                if index % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)
             else:
-                message = rewriter.rewrite(message_ids, html=recipient.html,
-                                           text=recipient.text, utm=utm,
-                                           headers=recipient.headers, as_json=as_json)
-            results.append(Prepared(recipient.user_id, message))
-            prepared.append(PreparedDelivery(
-                delivery_id, campaign.id, task, channel_code, recipient.user_id,
-                has_html=message.has_pixel if channel_code == Channel.EMAIL else False,
-                is_test=recipient.is_test))
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+                has_html = channel_code == Channel.EMAIL and recipient.html is not None
+            prepared.append(PreparedDelivery(delivery_id, campaign.id, task, channel_code,
+                                             recipient.user_id, has_html=has_html,
+                                             is_test=recipient.is_test))
         async with _connection(db) as conn, conn.transaction():
             await record_prepared(conn, prepared)
-            await _record_suppressed(conn, campaign.id, task, channel_code, recipients,
-                                     results)
+            await _record_suppressed(conn, suppressed_rows)
+        return batch
+
+    async def send(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,
+                   schedule_task_id: str, channel: str,
+                   recipients: list[Recipient], as_json: bool = False) -> list[Result]:
+        """:meth:`prepare`, then every result in a list (order of ``recipients``)."""
+        batch = await self.prepare(db, campaign_id=campaign_id,
+                                   schedule_task_id=schedule_task_id, channel=channel,
+                                   recipients=recipients)
+        results: list[Result] = []
+        for index, result in enumerate(batch.results(as_json=as_json)):
+            results.append(result)
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
         return results
 
 
-async def _record_suppressed(conn: asyncpg.Connection, campaign: int, task: int, channel: int,
-                             recipients: list[Recipient], results: list[Result]) -> None:
+class Batch:
+    """Recorded deliveries whose messages are made on demand, in order."""
+
+    def __init__(self, rewriter: Rewriter, campaign: int, task: int, channel: int,
+                 utm: tuple) -> None:
+        self.rewriter = rewriter
+        self.campaign = campaign
+        self.task = task
+        self.channel = channel
+        self.utm = utm
+        self.plans: list[tuple[Recipient, int, str | None]] = []
+        self.eager: dict[int, Rewritten] = {}
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def rewrite(self, recipient: Recipient, delivery_id: int, *, as_json: bool) -> Rewritten:
+        ids = MessageIds(delivery_id, self.campaign, self.task, self.channel, recipient.is_test)
+        if recipient.mime is not None:
+            return self.rewriter.rewrite_mime(ids, recipient.mime, self.utm)
+        return self.rewriter.rewrite(ids, html=recipient.html, text=recipient.text,
+                                     utm=self.utm, headers=recipient.headers, as_json=as_json)
+
+    def results(self, *, as_json: bool = False) -> Iterator[Result]:
+        """One result per recipient, rewriting each message only when reached."""
+        for index, (recipient, delivery_id, reason) in enumerate(self.plans):
+            if reason is not None:
+                yield Suppressed(recipient.user_id, delivery_id, reason)
+                continue
+            message = self.eager.get(index)
+            if message is None:
+                message = self.rewrite(recipient, delivery_id, as_json=as_json)
+            yield Prepared(recipient.user_id, message)
+
+
+async def _record_suppressed(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     """Suppressed recipients are deliveries too (F14: reported as ``suppressed``, not
     as failures), sent "now" with status suppressed."""
-    rows = [
-        (result.delivery_id, campaign, task, channel, result.user_id, False,
-         recipient.is_test, STATUS_SUPPRESSED)
-        for recipient, result in zip(recipients, results, strict=True)
-        if isinstance(result, Suppressed)
-    ]
     if not rows:
         return
     now = await conn.fetchval("SELECT now()")

@@ -12,5 +12,6 @@ that mints delivery ids, checks suppressions and records deliveries in bulk.
 
 from tracker.rewrite.engine import MessageIds, Rewriter, Rewritten
 from tracker.rewrite.errors import RewriteError
+from tracker.rewrite.send import Recipient, Sender
 
-__all__ = ["MessageIds", "RewriteError", "Rewriter", "Rewritten"]
+__all__ = ["MessageIds", "Recipient", "RewriteError", "Rewriter", "Rewritten", "Sender"]

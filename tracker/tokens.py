@@ -225,6 +225,17 @@ class TokenCodec:
             for purpose, signer in self._signers.items()
         }
 
+    def sign_payload(self, purpose: Purpose, payload: bytes) -> bytes:
+        """Sign an already packed payload with the newest key: the token as ASCII bytes.
+
+        The fast path for minting hundreds of links per message: the same output as
+        ``mint`` (a test holds them equal) without re-checking what the caller
+        checked once per campaign. Only for payloads made by ``pack`` from a
+        checked target URL."""
+        value = base64.urlsafe_b64encode(payload).rstrip(b"=")
+        signature = self._verify_keys[purpose][0].digest(value)[:SIGNATURE_BYTES]
+        return value + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")
+
     def mint(self, purpose: Purpose, data: TokenData) -> str:
         """Sign a token. A click token's target must be a safe http(s) URL."""
         if purpose is Purpose.CLICK:

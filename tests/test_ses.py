@@ -190,3 +190,20 @@ def test_broken_bounce_fields_are_refused(module_service: Service, change) -> No
         response = http.post("/v1/ses", json=note)
     assert response.status_code == 422, response.text
     assert delivery_row(module_service, delivery_id)["status"] == 0
+
+
+def test_a_rewritten_mail_carries_the_header_that_ses_bounces_are_matched_by(
+        module_service: Service) -> None:
+    """Send side and ingest agree: the header set by rewriting finds the delivery."""
+    user = f"ses-{uuid.uuid4().hex[:10]}"
+    with module_service.api() as http:
+        sent = http.post("/v1/messages", json={
+            "campaign_id": "ses-campaign", "schedule_task_id": "t1", "channel": "email",
+            "user_id": user, "html": "<p>Hi</p>"}).json()
+        header_value = sent["headers"]["X-Tracker-Delivery"]
+        assert header_value == sent["delivery_id"]
+        response = http.post("/v1/ses", json=fixture("bounce-Permanent-General.json",
+                                                     header_value))
+    assert response.status_code == 200, response.text
+    assert delivery_row(module_service, int(header_value))["status"] == 2
+    assert suppression_reason(module_service, user) == "hard_bounce"

@@ -10,6 +10,10 @@ import struct
 from enum import IntEnum
 from hashlib import blake2b
 
+#: The mail header that carries the delivery id: set when a message is rewritten,
+#: read back from bounce notifications (Amazon SES) to find the delivery.
+DELIVERY_HEADER = "X-Tracker-Delivery"
+
 
 class Kind(IntEnum):
     OPEN = 1

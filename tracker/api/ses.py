@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tracker import events
 from tracker.api.auth import key_matches
 from tracker.api.bodies import BadRequest, error_response, parse_json, read_body
 from tracker.api.outcomes import Invalid, parse_delivery_id, parse_timestamp
@@ -40,7 +41,7 @@ from tracker.tokens import Channel
 log = logging.getLogger("tracker.ses")
 
 MAX_SES_BODY = 1024 * 1024  # SNS messages are at most 256 KB
-DELIVERY_HEADER = "x-tracker-delivery"
+DELIVERY_HEADER = events.DELIVERY_HEADER.lower()
 DELIVERY_TAG = "tracker_delivery_id"
 
 #: SES bounceType:bounceSubType -> (our status, error code). NoEmail and

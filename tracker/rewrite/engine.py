@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from tracker.events import DELIVERY_HEADER
 from tracker.rewrite import mime
 from tracker.rewrite.cache import TemplateCache
 from tracker.rewrite.html import PIXEL_TAG, compile_html
@@ -190,7 +191,7 @@ class Rewriter:
             out_text = fill(self.compile_text(text, utm))
         out_headers = dict(headers) if headers else {}
         if email:
-            self._list_unsubscribe(out_headers, filler)
+            self._email_headers(out_headers, filler, ids.delivery_id)
         if as_json:
             return Rewritten(ids.delivery_id, None, None, out_headers, filler.pixels > 0,
                              filler.position, filler.warnings, None,
@@ -213,15 +214,17 @@ class Rewriter:
 
         headers: dict[str, str] = {}
         if email:
-            self._list_unsubscribe(headers, filler)
+            self._email_headers(headers, filler, ids.delivery_id)
         data = mime.rewrite_message(raw, part, headers)
         return Rewritten(ids.delivery_id, None, None, headers, filler.pixels > 0,
                          filler.position, filler.warnings, data)
 
-    def _list_unsubscribe(self, headers: dict[str, str], filler: _Filler) -> None:
-        """RFC 2369 + RFC 8058 one-click, as Gmail and Yahoo require of bulk senders."""
-        for name in [n for n in headers if n.lower() in ("list-unsubscribe",
-                                                         "list-unsubscribe-post")]:
+    def _email_headers(self, headers: dict[str, str], filler: _Filler, delivery_id: int) -> None:
+        """RFC 2369 + RFC 8058 one-click, as Gmail and Yahoo require of bulk senders,
+        and the delivery id, by which bounce notifications (SES) find the delivery."""
+        ours = ("list-unsubscribe", "list-unsubscribe-post", DELIVERY_HEADER.lower())
+        for name in [n for n in headers if n.lower() in ours]:
             del headers[name]
         headers["List-Unsubscribe"] = f"<{filler.unsubscribe_url()}>"
         headers["List-Unsubscribe-Post"] = ONE_CLICK
+        headers[DELIVERY_HEADER] = str(delivery_id)

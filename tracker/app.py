@@ -28,7 +28,7 @@ from tracker.journal import Journal
 from tracker.recorder import Recorder
 from tracker.shipper import Shipper
 from tracker.tokens import TokenCodec
-from tracker.web import unsubscribe
+from tracker.web import pages, unsubscribe
 
 log = logging.getLogger("tracker")
 
@@ -44,7 +44,7 @@ def v1_routes() -> list:
 
 def public_routes() -> list:
     """Unauthenticated routes besides /o/ and /c/ (served by the edge)."""
-    return [*unsubscribe.routes, *ses_api.public_routes]
+    return [*unsubscribe.routes, *ses_api.public_routes, *pages.routes]
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -218,13 +218,19 @@ async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
     human = HUMAN_SQL.replace("flags", "e.flags")
     # the campaigns join is only needed to place events without a delivery row by channel
     campaigns = " LEFT JOIN campaigns c ON c.id = e.campaign" if scope.channel else ""
+    # An event's delivery is always of the event's campaign (both come from one token),
+    # so a campaign's report hashes only that campaign's deliveries, not all of them.
+    deliveries = "deliveries"
+    if scope.campaigns is not None:
+        deliveries = (f"(SELECT delivery_id, user_id, is_test, channel FROM deliveries"
+                      f" WHERE campaign = ANY({p(list(scope.campaigns))}::int[]))")
     # Two-level aggregation (hash the (url, user) pairs, then count per url) beats
     # count(DISTINCT). The human test is an aggregate FILTER, not a WHERE: the planner
     # cannot estimate bit tests on flags and would pick a nested loop over millions.
     sql = f"""
         SELECT e.url_id, d.user_id, count(*) FILTER (WHERE {human}) AS h, count(*) AS n
         FROM events e
-        LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id{campaigns}
+        LEFT JOIN {deliveries} d ON d.delivery_id = e.delivery_id{campaigns}
         WHERE e.kind = 2 AND e.ts >= {p(period.start)} AND e.ts < {p(period.end)}
           AND NOT coalesce(d.is_test, false)
           AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}

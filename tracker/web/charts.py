@@ -80,8 +80,9 @@ def daily(dates: Sequence[str], series: Sequence[tuple[str, str, Sequence[int | 
         base = y0 + row_height
         parts.append(f'<text x="0" y="{y0 + 14}" font-weight="600" fill="#343a40">'
                      f'{escape(label)}</text>')
+        total = "–" if unmeasured else _num(sum(points))
         parts.append(f'<text x="0" y="{y0 + 30}" fill="{color}" font-size="13" '
-                     f'font-weight="600">{escape(_num(sum(points)))}</text>')
+                     f'font-weight="600">{escape(total)}</text>')
         parts.append(f'<line x1="{left}" y1="{y0}" x2="{width - right}" y2="{y0}" '
                      f'stroke="{COLORS["grid"]}"/>')
         parts.append(f'<line x1="{left}" y1="{base}" x2="{width - right}" y2="{base}" '
@@ -123,17 +124,17 @@ def daily(dates: Sequence[str], series: Sequence[tuple[str, str, Sequence[int | 
     return Markup("".join(parts))
 
 
-def funnel(steps: Sequence[tuple[str, int | None, str]], *, width: int = 760,
-           not_measured: str = "") -> Markup:
-    """Horizontal bars, each step as a share of the first (delivered users). A step
-    whose value is None is drawn grey with ``not_measured`` (F8, F16)."""
-    label_w, bar_h, gap = 150, 26, 10
-    plot_w = width - label_w - 150
+def funnel(steps: Sequence[tuple[str, int | None, str, str]], *, width: int = 760) -> Markup:
+    """Horizontal bars, each step (label, value, color key, text when None) as a
+    share of the first (delivered users). A step whose value is None is drawn grey
+    with its text: "not measurable" opens (F8), "not measured" CV (F16)."""
+    label_w, bar_h, gap = 120, 26, 10
+    plot_w = width - label_w - 90
     height = len(steps) * (bar_h + gap)
     first = steps[0][1] or 0 if steps else 0
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
              f'xmlns="http://www.w3.org/2000/svg" {FONT} font-size="12">']
-    for i, (label, value, key) in enumerate(steps):
+    for i, (label, value, key, not_measured) in enumerate(steps):
         y = i * (bar_h + gap)
         parts.append(f'<text x="0" y="{y + bar_h / 2 + 4}" fill="#343a40">'
                      f'{escape(label)}</text>')

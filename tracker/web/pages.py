@@ -272,10 +272,11 @@ def _list_sql() -> str:
     """Per campaign, in one query: the report's ``deliveries``, ``delivered_users``,
     ``open_users`` and ``click_users`` for the period (people only), whether opens
     are measurable, and the last send. The user figures reuse the reports' SQL."""
-    seen = ",\n".join(
-        f"count(DISTINCT w.user_id) FILTER (WHERE {fig._seen(col, kind, human)}) AS {name}"
-        for name, (col, kind, human) in fig.USER_FIGURES.items()
-        if name in ("open_users", "click_users"))
+    wanted = ("open_users", "click_users")
+    seen = ",\n".join(f"bool_or({fig._seen(col, kind, human)}) AS {name}"
+                       for name, (col, kind, human) in fig.USER_FIGURES.items()
+                       if name in wanted)
+    counted = ", ".join(f"count(*) FILTER (WHERE {name}) AS {name}" for name in wanted)
     return f"""
         WITH w AS (
             SELECT d.delivery_id, d.campaign, d.user_id, $1::timestamptz AS ws,
@@ -283,12 +284,14 @@ def _list_sql() -> str:
             FROM deliveries d
             WHERE d.sent_at >= $1 AND d.sent_at < $2 AND d.status = {fig.DELIVERED}
               AND NOT d.is_test
-        ), u AS (
-            SELECT w.campaign, count(*) AS deliveries,
-                   count(DISTINCT w.user_id) AS delivered_users,
-                   {seen}
+        ), per_user AS (
+            SELECT w.campaign, w.user_id, count(*) AS deliveries, {seen}
             FROM w LEFT JOIN report_delivery_firsts f ON f.delivery_id = w.delivery_id
-            GROUP BY w.campaign
+            GROUP BY 1, 2
+        ), u AS (
+            SELECT campaign, sum(deliveries)::bigint AS deliveries,
+                   count(*) AS delivered_users, {counted}
+            FROM per_user GROUP BY campaign
         )
         SELECT c.id, c.campaign_id, c.name, c.channel, c.status,
                (SELECT max(d.sent_at) FROM deliveries d
@@ -414,13 +417,13 @@ def day_chart(lang: str, days: list[dict], opens_ok: bool) -> Any:
     ], empty_text=i18n.t(lang, "not_measurable"))
 
 
-def outcome_chart(lang: str, report: dict) -> Any:
+def outcome_chart(lang: str, report: dict, width: int = 760) -> Any:
     return charts.stacked([
         (i18n.t(lang, "deliveries"), report["deliveries"], "deliveries"),
         (i18n.t(lang, "bounces"), report["bounces"], "bounces"),
         (i18n.t(lang, "soft_bounces"), report["soft_bounces"], "soft_bounces"),
         (i18n.t(lang, "failures"), report["failures"], "failures"),
-    ], i18n.t(lang, "targets"))
+    ], i18n.t(lang, "targets"), width=width)
 
 
 @guarded
@@ -431,13 +434,15 @@ async def campaign_page(request: Request, lang: str) -> Response:
     opens_ok = report["opens_measurable"]
     cv_ok = report["conversion_status"] == "measured"
     base = campaign_path(campaign_id)
+    measurable, measured = i18n.t(lang, "not_measurable"), i18n.t(lang, "not_measured")
     funnel = charts.funnel([
-        (i18n.t(lang, "delivered_users"), report["delivered_users"], "deliveries"),
-        (i18n.t(lang, "open_users"), report["open_users"] if opens_ok else None, "opens"),
-        (i18n.t(lang, "click_users"), report["click_users"], "clicks"),
+        (i18n.t(lang, "delivered_users"), report["delivered_users"], "deliveries", ""),
+        (i18n.t(lang, "open_users"), report["open_users"] if opens_ok else None, "opens",
+         measurable),
+        (i18n.t(lang, "click_users"), report["click_users"], "clicks", ""),
         (i18n.t(lang, "conversion_users"), report["conversion_users"] if cv_ok else None,
-         "conversions"),
-    ], not_measured=i18n.t(lang, "not_measurable"))
+         "conversions", measured),
+    ], width=460)
     return _page(
         request, lang, "campaign.html", page="campaign", report=report, project=project,
         picker=picker(request), tasks=await task_names(request, campaign_id),
@@ -451,7 +456,7 @@ async def campaign_page(request: Request, lang: str) -> Response:
         outcomes=headline(lang, report, ["bounces", "soft_bounces", "failures", "suppressed"],
                           opens_ok=opens_ok),
         day_chart=day_chart(lang, report["days"], opens_ok), funnel=funnel,
-        outcome_chart=outcome_chart(lang, report), errors=error_rows(project),
+        outcome_chart=outcome_chart(lang, report, 460), errors=error_rows(project),
         task_columns=TASK_COLUMNS, day_columns=DAY_COLUMNS,
         cell_text=lambda key, value: figure_text(lang, key, value, opens_ok=opens_ok,
                                                  cv_ok=cv_ok)[0],

@@ -99,8 +99,10 @@ async def generate(conn: asyncpg.Connection, n_deliveries: int, n_events: int,
     batch: list[tuple] = []
     statuses = [1, 2, 3, 4, 5]
     status_weights = [90, 3, 4, 2, 1]
+    # a send run's deliveries are written together, in send order, as a sender would
+    tasks.sort(key=lambda t: t[3])
     for i in range(1, n_deliveries + 1):
-        tid, cid, ch, send = tasks[i % len(tasks)]
+        tid, cid, ch, send = tasks[(i - 1) * len(tasks) // n_deliveries]
         sent = send + timedelta(seconds=rng.uniform(0, 3600))
         status = rng.choices(statuses, status_weights)[0]
         code = message = None
@@ -138,15 +140,12 @@ async def generate(conn: asyncpg.Connection, n_deliveries: int, n_events: int,
         url_id = url_ids[bisect.bisect(link_cdf, rand() * link_cdf[-1])] if kind == 2 else 0
         verdict_roll = rand()
         flags = 0 if verdict_roll < 0.88 else (2 if kind == 1 else 6)  # machine open / scanner
-        rows.append((datetime.fromtimestamp(ts / 1e6, UTC), did, url_id, 0, cid, tid, kind,
-                     flags, 0))
-        if len(rows) == 200_000:
-            await conn.copy_records_to_table("events", records=rows, columns=(
-                "ts", "delivery_id", "url_id", "ua_id", "campaign", "schedule_task", "kind",
-                "flags", "link_position"))
-            rows = []
-    if rows:
-        await conn.copy_records_to_table("events", records=rows, columns=(
+        rows.append((ts, did, url_id, 0, cid, tid, kind, flags, 0))
+    rows.sort()  # the shipper lands events in arrival order
+    for first in range(0, len(rows), 200_000):
+        chunk = [(EPOCH + timedelta(microseconds=r[0]), *r[1:])
+                 for r in rows[first:first + 200_000]]
+        await conn.copy_records_to_table("events", records=chunk, columns=(
             "ts", "delivery_id", "url_id", "ua_id", "campaign", "schedule_task", "kind",
             "flags", "link_position"))
     print(f"events: {n_events:,} in {time.perf_counter() - started:.1f} s")

@@ -179,6 +179,12 @@ async def users(conn: asyncpg.Connection, scope: Scope, period: Period,
     # users: one hash aggregation instead of a sorted count(DISTINCT) per figure
     seen = ",\n".join(f"bool_or({_seen(col, kind, human)}) AS {name}"
                       for name, (col, kind, human) in USER_FIGURES.items())
+    firsts = "LEFT JOIN report_delivery_firsts f ON f.delivery_id = w.delivery_id"
+    if scope.campaigns is not None:
+        # one campaign's deliveries: look each one up (OFFSET 0 keeps the planner from
+        # hashing the whole firsts table, a seq scan that grows with the project)
+        firsts = ("LEFT JOIN LATERAL (SELECT * FROM report_delivery_firsts f1"
+                  " WHERE f1.delivery_id = w.delivery_id OFFSET 0) f ON true")
     counted = ", ".join(f"count(*) FILTER (WHERE {name}) AS {name}" for name in USER_FIGURES)
     sql = f"""
         WITH w AS (
@@ -188,7 +194,7 @@ async def users(conn: asyncpg.Connection, scope: Scope, period: Period,
               AND NOT d.is_test AND {scope.where(p, 'd')}
         ), per_user AS (
             SELECT {key} AS g, w.user_id, {seen}
-            FROM w LEFT JOIN report_delivery_firsts f ON f.delivery_id = w.delivery_id
+            FROM w {firsts}
             GROUP BY 1, 2
         )
         SELECT g, count(*) AS delivered_users, {counted}

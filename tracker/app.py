@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,37 +48,46 @@ def public_routes() -> list:
 
 
 async def healthz(request: Request) -> JSONResponse:
-    """Alive, and whether the database answers (it may not: we still serve)."""
-    database = "reachable"
-    try:
-        async with request.app.state.pool.acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1", timeout=2)
-    except Exception:  # noqa: BLE001 - any failure means "unreachable" here
-        database = "unreachable"
+    """Alive: answers at once without touching the database (a liveness probe must
+    not fail, and the service must not be restarted, because PostgreSQL is down:
+    hits keep being journaled). ``database`` is what the shipper last saw."""
     shipper: Shipper = request.app.state.shipper
     return JSONResponse({
         "status": "ok",
-        "database": database,
-        "journal_backlog_bytes": request.app.state.journal.backlog_bytes,
+        "database": "reachable" if shipper.database_up else "unreachable",
+        "journal_backlog_bytes": shipper.backlog_bytes(),
         "events_landed": shipper.landed,
     })
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready for traffic: database reachable and the journal backlog bounded."""
-    response = await healthz(request)
-    import json
-
-    body = json.loads(response.body)
-    ready = body["database"] == "reachable" and body["journal_backlog_bytes"] < READY_BACKLOG_BYTES
-    body["status"] = "ready" if ready else "not_ready"
-    return JSONResponse(body, status_code=200 if ready else 503)
+    """Ready: the database answers a query within a second and the journal backlog is
+    below READY_BACKLOG_BYTES (past it, this instance is busy catching up)."""
+    database = "reachable"
+    try:
+        async with request.app.state.pool.acquire(timeout=1) as conn:
+            await conn.fetchval("SELECT 1", timeout=1)
+    except Exception:  # noqa: BLE001 - any failure means "unreachable" here
+        database = "unreachable"
+    shipper: Shipper = request.app.state.shipper
+    backlog = shipper.backlog_bytes()
+    ready = database == "reachable" and backlog < READY_BACKLOG_BYTES
+    return JSONResponse({
+        "status": "ready" if ready else "not_ready",
+        "database": database,
+        "journal_backlog_bytes": backlog,
+        "journal_backlog_limit": READY_BACKLOG_BYTES,
+        "events_landed": shipper.landed,
+    }, status_code=200 if ready else 503)
 
 
 async def metrics_endpoint_app(scope: dict, receive, send) -> None:
     """Prometheus text format; behind the API key like everything not public."""
-    metrics.JOURNAL_BACKLOG.set(scope["app"].state.journal.backlog_bytes)
-    response = Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    state = scope["app"].state
+    metrics.JOURNAL_BACKLOG.set(state.shipper.backlog_bytes())
+    metrics.JOURNAL_PENDING.set(state.journal.pending_bytes)
+    body, content_type = metrics.render()
+    response = Response(body, media_type=content_type)
     await response(scope, receive, send)
 
 
@@ -96,8 +105,10 @@ def create_app(settings: Settings | None = None) -> Edge:
             from tracker.embedded import start_embedded
 
             dsn = start_embedded(settings.data_dir / "pgdata")
+        # min_size=0: the service starts, and keeps serving, with PostgreSQL down
         pool = await asyncpg.create_pool(dsn, min_size=0, max_size=8,
                                          max_inactive_connection_lifetime=60)
+        journal.max_bytes = settings.journal_max_bytes
         journal.open()
         shipper = Shipper(pool, journal)
         app.state.settings = settings
@@ -110,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         try:
             yield
         finally:
+            # requests are finished: commit what they appended, then ship it
             await journal.close()
             drained = await shipper.stop()
             journal.release(remove=drained)
@@ -118,7 +130,10 @@ def create_app(settings: Settings | None = None) -> Edge:
             else:
                 log.warning("stopped with events still in the journal %s; they ship at next start",
                             journal.directory)
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pool.terminate()  # PostgreSQL is gone: do not hang the exit on it
 
     # a Router, not a Starlette: request.app must stay the outer app with its state
     api = RequireAPIKey(Router(routes=v1_routes()), settings.api_key)

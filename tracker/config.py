@@ -26,6 +26,9 @@ class Settings:
     public_url: str
     timezone: str
     generated: list[str] = field(default_factory=list)
+    #: TRACKER_JOURNAL_MAX_BYTES: cap on journal bytes waiting for PostgreSQL (None: the
+    #: disk's own size). Past it new events are dropped and counted, as on a full disk.
+    journal_max_bytes: int | None = None
 
     @property
     def journal_dir(self) -> Path:
@@ -88,6 +91,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             "UTC or Asia/Tokyo"
         ) from exc
 
+    journal_max_bytes = _size_or_none(env, "TRACKER_JOURNAL_MAX_BYTES")
+
     return Settings(
         data_dir=data_dir,
         database_url=env.get("TRACKER_DATABASE_URL") or None,
@@ -96,4 +101,23 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         public_url=public_url,
         timezone=timezone,
         generated=generated,
+        journal_max_bytes=journal_max_bytes,
     )
+
+
+def _size_or_none(env: dict[str, str], name: str) -> int | None:
+    """A positive byte count (suffixes k, M, G accepted), or None when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    number, factor = raw, 1
+    if raw[-1].lower() in units:
+        number, factor = raw[:-1], units[raw[-1].lower()]
+    try:
+        value = int(number) * factor
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} is not a byte count; give e.g. 500000000 or 512M")
+    return value

@@ -13,11 +13,30 @@ lock can be taken belongs to a dead process and is adopted by a live one.
 
 A frame is ``<u32 length><u32 crc32(body)><body>``; a torn frame at the tail (a
 write that was never acknowledged) fails its length or CRC check and ends reading.
+
+Bounds (memory and disk):
+
+* Memory: bytes appended but not yet committed are capped at ``max_pending_bytes``
+  (default 32 MiB, ~200,000 events). Past it, an append waits (asynchronously, up to
+  ``pending_wait`` seconds) for the commit thread to catch up; when it cannot, the
+  event is refused (dropped and counted) rather than held. At most
+  ``max_waiting`` hits may wait at once; more are refused at once. So the journal
+  never holds more than ``max_pending_bytes`` of events plus one small record per
+  waiting request, whatever the load.
+* Disk: with ``max_bytes`` (``TRACKER_JOURNAL_MAX_BYTES``), committed but unshipped
+  bytes are capped; a group that would exceed it is dropped, counted and logged,
+  exactly as a real ENOSPC is. Writing resumes by itself once the shipper has freed
+  space.
+
+A new journal directory is prepared under a dot-name, locked, and only then renamed
+into place, so a live process's directory can never be mistaken for a dead one's
+by another process scanning for journals to adopt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -26,7 +45,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +55,11 @@ FRAME_HEAD = struct.Struct("<II")
 SEGMENT_BYTES = 16 * 1024 * 1024
 MAX_RECORD = 1 << 20
 LOCK_NAME = "LOCK"
+MAX_PENDING_BYTES = 32 * 1024 * 1024
+PENDING_WAIT_SECONDS = 5.0
+MAX_WAITING = 10_000
+#: a disk-full or write error is logged at most this often (with the count since)
+LOUD_LOG_EVERY = 5.0
 
 
 def frame(body: bytes) -> bytes:
@@ -90,13 +114,25 @@ class Journal:
     """This process's journal: append from the event loop, commit in a thread."""
 
     def __init__(self, root: Path, *, segment_bytes: int = SEGMENT_BYTES,
-                 max_bytes: int | None = None) -> None:
+                 max_bytes: int | None = None, max_pending_bytes: int = MAX_PENDING_BYTES,
+                 pending_wait: float = PENDING_WAIT_SECONDS,
+                 max_waiting: int = MAX_WAITING) -> None:
         self.root = root
         self.journal_id = f"{int(time.time())}-{os.getpid()}-{secrets.token_hex(4)}"
         self.directory = root / self.journal_id
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes  # a cap on unshipped bytes on disk (None: the disk's size)
+        self.max_pending_bytes = max_pending_bytes
+        self.pending_wait = pending_wait
+        self.max_waiting = max_waiting
         self.stats = JournalStats()
+        self._pending_bytes = 0  # appended, not yet committed (or dropped)
+        self._waiting = 0
+        self._space: asyncio.Event | None = None
+        self._failing_since: float | None = None  # monotonic time of the first failure
+        self._failed_bytes = 0
+        self._failed_groups = 0
+        self._last_loud = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._ready: list[_Group] = []
@@ -115,12 +151,17 @@ class Journal:
 
     # -- life cycle ---------------------------------------------------------------
     def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=False)
-        self._lock_fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".new-{self.journal_id}"
+        staging.mkdir()
+        self._lock_fd = os.open(staging / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _fsync_dir(staging)
+        os.rename(staging, self.directory)  # published only once locked
         _fsync_dir(self.root)
         self._loop = asyncio.get_running_loop()
         self.committed_event = asyncio.Event()
+        self._space = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="journal-commit", daemon=True)
         self._thread.start()
 
@@ -137,19 +178,45 @@ class Journal:
     def release(self, remove: bool) -> None:
         """Give up ownership; remove the directory if everything was shipped."""
         if remove:
-            for path in self.directory.iterdir():
-                path.unlink(missing_ok=True)
-            self.directory.rmdir()
+            remove_journal_dir(self.directory)
             _fsync_dir(self.root)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
     # -- the hot path (event loop thread) -----------------------------------------
-    def append(self, records: bytes) -> asyncio.Future:
-        """Queue framed records; the returned future becomes True once they are
-        durable, False if they could not be written. Never blocks."""
+    def append(self, records: bytes) -> Awaitable[bool]:
+        """Queue framed records; the returned awaitable gives True once they are
+        durable, False if they could not be kept. Never blocks the event loop; past
+        ``max_pending_bytes`` the caller waits for room (see the module docstring)."""
+        if self._pending_bytes + len(records) > self.max_pending_bytes and self._pending_bytes:
+            return self._append_when_room(records)
+        return self._enqueue(records)
+
+    async def _append_when_room(self, records: bytes) -> bool:
+        if self._waiting >= self.max_waiting:
+            self._note_failure(len(records), "too many hits waiting for the journal")
+            return False
+        self._waiting += 1
+        try:
+            deadline = time.monotonic() + self.pending_wait
+            while (self._pending_bytes + len(records) > self.max_pending_bytes
+                   and self._pending_bytes):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._note_failure(len(records), "the journal's commit thread is too far "
+                                       "behind (disk too slow)")
+                    return False
+                self._space.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._space.wait(), left)
+        finally:
+            self._waiting -= 1
+        return await self._enqueue(records)
+
+    def _enqueue(self, records: bytes) -> asyncio.Future:
         with self._lock:
+            self._pending_bytes += len(records)
             group = self._current
             if group is None:
                 group = self._current = _Group(self._segment, self._loop.create_future())
@@ -171,6 +238,11 @@ class Journal:
     @property
     def backlog_bytes(self) -> int:
         return self._on_disk_bytes
+
+    @property
+    def pending_bytes(self) -> int:
+        """Appended but not yet committed: bounded by ``max_pending_bytes``."""
+        return self._pending_bytes
 
     def shipped(self, freed_bytes: int) -> None:
         """The shipper deleted or passed ``freed_bytes`` of committed data."""
@@ -199,6 +271,8 @@ class Journal:
         data = b"".join(group.chunks)
         if self.max_bytes is not None and self._on_disk_bytes + len(data) > self.max_bytes:
             self.stats.write_errors += 1
+            self._note_failure(len(data), f"journal full: {self._on_disk_bytes} bytes wait for "
+                               f"PostgreSQL and TRACKER_JOURNAL_MAX_BYTES is {self.max_bytes}")
             return False
         try:
             if self._fd is None or self._fd_segment != group.segment:
@@ -217,8 +291,9 @@ class Journal:
                 raise
         except OSError as exc:
             self.stats.write_errors += 1
-            log.error("journal write failed (%s): %d bytes of events not kept", exc, len(data))
+            self._note_failure(len(data), f"journal write failed ({exc})")
             return False
+        self._note_success()
         self.stats.fsyncs += 1
         self._committed = (group.segment, start + len(data))
         self._on_disk_bytes += len(data)
@@ -235,9 +310,37 @@ class Journal:
         _fsync_dir(self.directory)
 
     def _resolve(self, group: _Group, ok: bool) -> None:
+        self._pending_bytes -= group.size
         if not group.future.done():
             group.future.set_result(ok)
         self.committed_event.set()
+        if self._space is not None:
+            self._space.set()
+
+    # -- loud but bounded logging of lost events -------------------------------------
+    def _note_failure(self, size: int, why: str) -> None:
+        """Count bytes that could not be kept; log at once, then every few seconds."""
+        now = time.monotonic()
+        self.stats.dropped += 1
+        if self._failing_since is None:
+            self._failing_since = now
+        self._failed_bytes += size
+        self._failed_groups += 1
+        if now - self._last_loud >= LOUD_LOG_EVERY:
+            self._last_loud = now
+            log.error("EVENTS DROPPED: %s; %d writes (%d bytes) refused so far; the service "
+                      "keeps answering, tracker_events_dropped_total counts the lost events",
+                      why, self._failed_groups, self._failed_bytes)
+
+    def _note_success(self) -> None:
+        if self._failing_since is not None:
+            log.warning("journal writing again after %.1f s: %d writes (%d bytes) were dropped",
+                        time.monotonic() - self._failing_since, self._failed_groups,
+                        self._failed_bytes)
+            self._failing_since = None
+            self._failed_bytes = 0
+            self._failed_groups = 0
+            self._last_loud = 0.0
 
 
 def _fsync_dir(path: Path) -> None:
@@ -248,18 +351,42 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def remove_journal_dir(directory: Path) -> None:
+    """Delete a fully shipped journal: segments first (oldest first), the LOCK last,
+    so a crash half-way leaves either a lockable directory or an empty one."""
+    for number in segment_numbers(directory):
+        (directory / segment_name(number)).unlink(missing_ok=True)
+    for path in directory.iterdir():
+        if path.name != LOCK_NAME:
+            path.unlink(missing_ok=True)
+    (directory / LOCK_NAME).unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        directory.rmdir()
+
+
 def adoptable_journals(root: Path, own: Path | None) -> list[tuple[Path, int]]:
     """Journal directories whose owner is dead, each with the flock fd that now
-    proves this process owns them (keep it open while draining)."""
+    proves this process owns them (keep it open while draining).
+
+    The LOCK file is never created here: every published journal has one from
+    birth, and creating one could race with a directory being removed."""
     found: list[tuple[Path, int]] = []
     if not root.is_dir():
         return found
     for directory in sorted(root.iterdir()):
         if not directory.is_dir() or directory == own:
             continue
+        if directory.name.startswith("."):
+            _remove_stale_staging(directory)
+            continue
         lock_path = directory / LOCK_NAME
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(lock_path, os.O_RDWR)
+        except FileNotFoundError:
+            if not segment_numbers(directory):
+                with contextlib.suppress(OSError):
+                    directory.rmdir()  # the empty remains of a removal cut short
+            continue
         except OSError:
             continue
         try:
@@ -267,5 +394,27 @@ def adoptable_journals(root: Path, own: Path | None) -> list[tuple[Path, int]]:
         except BlockingIOError:
             os.close(fd)
             continue
+        if not directory.exists():  # removed by its last adopter meanwhile
+            os.close(fd)
+            continue
         found.append((directory, fd))
     return found
+
+
+def _remove_stale_staging(directory: Path) -> None:
+    """A ``.new-*`` directory left by a process killed while opening its journal
+    holds no events (segments are only written after the rename)."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR)
+    except OSError:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # being opened right now by a live process
+    finally:
+        os.close(fd)
+    if not segment_numbers(directory):
+        remove_journal_dir(directory)

@@ -4,6 +4,12 @@ It ships this process's own journal continuously (every few milliseconds, so an
 event is in the reports well within a second, F18) and drains the journals of dead
 processes it adopts. While PostgreSQL is down it retries with backoff; the edge
 never waits for it.
+
+Exactly once rests on three rules: a batch's rows and its journal position commit in
+one transaction (a failure anywhere rolls back both, and the in-memory position only
+moves after the commit); a segment file is deleted only after the position past
+its end has committed; and a dead process's directory is deleted (segments first,
+its position row last) only once everything in it has landed.
 """
 
 from __future__ import annotations
@@ -20,13 +26,22 @@ import asyncpg
 
 from tracker import metrics
 from tracker.events import RECORD_DEFINITION, RECORD_EVENT, Dictionary, decode_record
-from tracker.journal import Journal, adoptable_journals, read_frames, segment_name, segment_numbers
+from tracker.journal import (
+    Journal,
+    adoptable_journals,
+    read_frames,
+    remove_journal_dir,
+    segment_name,
+    segment_numbers,
+)
 from tracker.store import events as event_store
 
 log = logging.getLogger(__name__)
 
 BATCH_EVENTS = 20_000
 READ_BYTES = 4 * 1024 * 1024
+#: what a failed attempt to reach or write PostgreSQL can raise
+DATABASE_FAILURES = (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass
@@ -49,6 +64,7 @@ class _Source:
 class _Batch:
     segment: int
     end: int
+    start: int = 0
     events: list[tuple] = field(default_factory=list)
     urls: dict[int, bytes] = field(default_factory=dict)
     user_agents: dict[int, bytes] = field(default_factory=dict)
@@ -81,10 +97,13 @@ class Shipper:
         deadline = time.monotonic() + drain_timeout
         while time.monotonic() < deadline:
             try:
-                if not await self.ship_once():
+                left = max(0.1, deadline - time.monotonic())
+                if not await asyncio.wait_for(self.ship_once(), left):
                     return self.pending_sources() == 0
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                log.warning("final drain failed (%s); the journal keeps the rest", exc)
+            except DATABASE_FAILURES as exc:
+                metrics.DATABASE_ERRORS.inc()
+                log.warning("final drain failed (%s); the journal keeps the rest for the "
+                            "next start", exc or type(exc).__name__)
                 return False
         return False
 
@@ -92,6 +111,21 @@ class Shipper:
         """Journals with events not yet in PostgreSQL (0 means all landed)."""
         own_left = self.own.position is None or self._read_batch(self.own) is not None
         return len(self.adopted) + (1 if own_left else 0)
+
+    def backlog_bytes(self) -> int:
+        """Journal bytes on disk not yet in PostgreSQL: ours and adopted ones."""
+        total = self.journal.backlog_bytes
+        for source in list(self.adopted):
+            seg, offset = source.position or (0, 0)
+            for number in segment_numbers(source.directory):
+                if number < seg:
+                    continue
+                try:
+                    size = (source.directory / segment_name(number)).stat().st_size
+                except FileNotFoundError:
+                    continue
+                total += max(0, size - offset) if number == seg else size
+        return total
 
     async def _run(self) -> None:
         backoff = 0.1
@@ -101,8 +135,10 @@ class Shipper:
                     self._adopt()
                 busy = await self.ship_once()
                 if not self.database_up:
-                    log.warning("database reachable again; shipping the journal backlog")
+                    log.warning("database reachable again; shipping the journal backlog "
+                                "(%d bytes)", self.backlog_bytes())
                 self.database_up = True
+                metrics.DATABASE_UP.set(1)
                 backoff = 0.1
                 if busy:
                     continue
@@ -111,12 +147,13 @@ class Shipper:
                     await asyncio.wait_for(self.journal.committed_event.wait(), self.interval)
             except asyncio.CancelledError:
                 raise
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_FAILURES as exc:
                 metrics.DATABASE_ERRORS.inc()
                 if self.database_up:
                     log.error("cannot ship events to PostgreSQL (%s); they wait in the journal",
-                              exc)
+                              exc or type(exc).__name__)
                 self.database_up = False
+                metrics.DATABASE_UP.set(0)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -130,6 +167,7 @@ class Shipper:
                 continue
             log.warning("adopting journal %s left by a stopped process", directory.name)
             self.adopted.append(_Source(directory, lock_fd=fd))
+        metrics.JOURNALS_ADOPTED.set(len(self.adopted))
 
     async def ship_once(self) -> bool:
         """Ship one batch from each source; True if any source had something."""
@@ -158,17 +196,13 @@ class Shipper:
                 metrics.BATCH_SIZE.observe(len(batch.events))
                 metrics.EVENTS_LANDED.inc(len(batch.events))
                 self.landed += len(batch.events)
-            freed = batch.end - source.position[1] if batch.segment == source.position[0] else 0
+            # the batch was read from batch.start: exactly those bytes are now shipped
+            freed = batch.end - batch.start
             source.position = (batch.segment, batch.end)
             source.known_urls.update(batch.urls)
             source.known_uas.update(batch.user_agents)
             if batch.segment_done:
-                path = source.directory / segment_name(batch.segment)
-                try:
-                    freed = path.stat().st_size
-                    path.unlink()
-                except FileNotFoundError:
-                    pass
+                (source.directory / segment_name(batch.segment)).unlink(missing_ok=True)
                 source.position = (batch.segment + 1, 0)
             if source.live is not None:
                 source.live.shipped(freed)
@@ -197,7 +231,7 @@ class Shipper:
             fh.seek(offset)
             want = READ_BYTES if limit is None else min(READ_BYTES, limit - offset)
             data = fh.read(max(want, 0))
-        batch = _Batch(segment=number, end=offset)
+        batch = _Batch(segment=number, end=offset, start=offset)
         full = False
         for end, body in read_frames(data):
             rtype, fields = decode_record(body)
@@ -226,12 +260,14 @@ class Shipper:
         return batch
 
     async def _finish_adopted(self, conn: asyncpg.Connection, source: _Source) -> None:
-        """Everything of a dead process's journal has landed: remove it."""
-        for path in source.directory.iterdir():
-            path.unlink(missing_ok=True)
-        source.directory.rmdir()
+        """Everything of a dead process's journal has landed: remove it.
+
+        Files go first, the position row last: a crash in between leaves a stale row
+        (harmless), never a directory whose position was forgotten (reshipped)."""
+        remove_journal_dir(source.directory)
         await event_store.forget_journal(conn, source.name)
         if source.lock_fd is not None:
             os.close(source.lock_fd)
         self.adopted.remove(source)
+        metrics.JOURNALS_ADOPTED.set(len(self.adopted))
         log.warning("journal %s drained and removed", source.name)

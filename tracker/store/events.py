@@ -33,11 +33,18 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "replace").replace("\x00", "")
 
 
-async def ensure_partitions(conn: asyncpg.Connection, timestamps: Iterable[datetime]) -> None:
+async def ensure_partitions(conn: asyncpg.Connection,
+                            timestamps: Iterable[datetime]) -> set[date]:
+    """Create missing month partitions. Outside a transaction they are remembered
+    at once; inside one, the caller remembers the returned months after commit (a
+    rolled-back CREATE leaves no partition, and remembering it would make every later
+    COPY of that month fail)."""
     months = {date(t.year, t.month, 1) for t in timestamps} - _known_months
     for month in sorted(months):
         await conn.execute("SELECT tracker_ensure_month_partition($1)", month)
-        _known_months.add(month)
+    if not conn.is_in_transaction():
+        _known_months.update(months)
+    return months
 
 
 async def land(
@@ -53,9 +60,10 @@ async def land(
     """Write one shipped batch. ``events`` are decoded journal tuples in
     EVENT_COLUMNS order with the time still in microseconds."""
     rows = [(ts_from_us(e[0]), *e[1:]) for e in events]
+    months: set[date] = set()
     async with conn.transaction():
         if rows:
-            await ensure_partitions(conn, (r[0] for r in rows))
+            months = await ensure_partitions(conn, (r[0] for r in rows))
         if urls:
             await conn.execute(
                 "INSERT INTO urls (id, url) SELECT * FROM unnest($1::bigint[], $2::text[])"
@@ -78,6 +86,7 @@ async def land(
             " updated_at = now()",
             journal, segment, offset,
         )
+    _known_months.update(months)
 
 
 async def shipped_position(conn: asyncpg.Connection, journal: str) -> tuple[int, int]:

@@ -140,7 +140,12 @@ class Journal:
         self._segment = 1
         self._segment_fill = 0
         self._committed = (1, 0)  # (segment, end offset) durable on disk
-        self._on_disk_bytes = 0  # committed bytes not yet deleted by the shipper
+        # backlog accounting from positions, not from deltas, so it can never drift:
+        # bytes ever committed, bytes shipped, and where each segment began in that count
+        self._committed_total = 0
+        self._shipped_total = 0
+        self._segment_base: dict[int, int] = {}
+        self._accounting = threading.Lock()
         self._closing = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -237,16 +242,28 @@ class Journal:
 
     @property
     def backlog_bytes(self) -> int:
-        return self._on_disk_bytes
+        """Committed bytes not yet in PostgreSQL (what TRACKER_JOURNAL_MAX_BYTES caps)."""
+        return max(0, self._committed_total - self._shipped_total)
 
     @property
     def pending_bytes(self) -> int:
         """Appended but not yet committed: bounded by ``max_pending_bytes``."""
         return self._pending_bytes
 
-    def shipped(self, freed_bytes: int) -> None:
-        """The shipper deleted or passed ``freed_bytes`` of committed data."""
-        self._on_disk_bytes = max(0, self._on_disk_bytes - freed_bytes)
+    def shipped_to(self, segment: int, offset: int) -> None:
+        """The shipper's position (as committed in PostgreSQL) is now ``(segment, offset)``."""
+        with self._accounting:
+            base = self._segment_base.get(segment)
+            if base is not None:
+                shipped = base + offset
+            elif not self._segment_base or segment > max(self._segment_base):
+                # a segment not begun yet: everything committed so far lies before it
+                shipped = self._committed_total if self._segment_base else 0
+            else:
+                shipped = 0  # before our first segment
+            self._shipped_total = max(self._shipped_total, shipped)
+            for number in [n for n in self._segment_base if n < segment]:
+                del self._segment_base[number]
 
     # -- the commit thread ----------------------------------------------------------
     def _run(self) -> None:
@@ -269,9 +286,9 @@ class Journal:
 
     def _commit(self, group: _Group) -> bool:
         data = b"".join(group.chunks)
-        if self.max_bytes is not None and self._on_disk_bytes + len(data) > self.max_bytes:
+        if self.max_bytes is not None and self.backlog_bytes + len(data) > self.max_bytes:
             self.stats.write_errors += 1
-            self._note_failure(len(data), f"journal full: {self._on_disk_bytes} bytes wait for "
+            self._note_failure(len(data), f"journal full: {self.backlog_bytes} bytes wait for "
                                f"PostgreSQL and TRACKER_JOURNAL_MAX_BYTES is {self.max_bytes}")
             return False
         try:
@@ -295,8 +312,9 @@ class Journal:
             return False
         self._note_success()
         self.stats.fsyncs += 1
-        self._committed = (group.segment, start + len(data))
-        self._on_disk_bytes += len(data)
+        with self._accounting:
+            self._committed = (group.segment, start + len(data))
+            self._committed_total += len(data)
         return True
 
     def _switch_segment(self, number: int) -> None:
@@ -305,8 +323,10 @@ class Journal:
         path = self.directory / segment_name(number)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._fd_segment = number
-        if self._committed[0] != number:
-            self._committed = (number, 0)
+        with self._accounting:
+            if self._committed[0] != number:
+                self._committed = (number, 0)
+            self._segment_base.setdefault(number, self._committed_total)
         _fsync_dir(self.directory)
 
     def _resolve(self, group: _Group, ok: bool) -> None:

@@ -170,17 +170,28 @@ class Shipper:
         metrics.JOURNALS_ADOPTED.set(len(self.adopted))
 
     async def ship_once(self) -> bool:
-        """Ship one batch from each source; True if any source had something."""
+        """Ship one batch from each source; True if any source had something.
+
+        After any failure every position is forgotten and re-read from PostgreSQL:
+        a COMMIT whose answer was lost (the server died just after it) may or may
+        not have happened, and only the database knows which."""
         busy = False
-        for source in [*self.adopted, self.own]:
-            if await self._ship_source(source):
-                busy = True
+        try:
+            for source in [*self.adopted, self.own]:
+                if await self._ship_source(source):
+                    busy = True
+        except BaseException:
+            for source in [*self.adopted, self.own]:
+                source.position = None
+            raise
         return busy
 
     async def _ship_source(self, source: _Source) -> bool:
         async with self.pool.acquire(timeout=5) as conn:
             if source.position is None:
                 source.position = await event_store.shipped_position(conn, source.name)
+                if source.live is not None:
+                    source.live.shipped_to(*source.position)
             batch = self._read_batch(source)
             if batch is None:
                 if source.live is None:
@@ -196,8 +207,6 @@ class Shipper:
                 metrics.BATCH_SIZE.observe(len(batch.events))
                 metrics.EVENTS_LANDED.inc(len(batch.events))
                 self.landed += len(batch.events)
-            # the batch was read from batch.start: exactly those bytes are now shipped
-            freed = batch.end - batch.start
             source.position = (batch.segment, batch.end)
             source.known_urls.update(batch.urls)
             source.known_uas.update(batch.user_agents)
@@ -205,7 +214,7 @@ class Shipper:
                 (source.directory / segment_name(batch.segment)).unlink(missing_ok=True)
                 source.position = (batch.segment + 1, 0)
             if source.live is not None:
-                source.live.shipped(freed)
+                source.live.shipped_to(*source.position)
             return True
 
     def _read_batch(self, source: _Source) -> _Batch | None:

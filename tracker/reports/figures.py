@@ -211,8 +211,14 @@ async def opens_measurable(conn: asyncpg.Connection, scope: Scope) -> bool:
     if scope.channel is not None and scope.channel != 1:
         return False
     p = Params()
-    sql = f"""SELECT EXISTS (SELECT 1 FROM deliveries d WHERE d.channel = 1 AND d.has_html
-              AND NOT d.is_test AND {scope.where(p, 'd')})"""
+    if scope.campaigns is not None:
+        # read the campaign's deliveries by index; an EXISTS lets the planner gamble on
+        # a seq scan of every delivery, which never ends early for a push campaign
+        sql = f"""SELECT coalesce(bool_or(d.channel = 1 AND d.has_html AND NOT d.is_test),
+                  false) FROM deliveries d WHERE {scope.where(p, 'd')}"""
+    else:
+        sql = f"""SELECT EXISTS (SELECT 1 FROM deliveries d WHERE d.channel = 1
+                  AND d.has_html AND NOT d.is_test AND {scope.where(p, 'd')})"""
     return await conn.fetchval(sql, *p.values)
 
 

@@ -271,7 +271,13 @@ def csv_url(request: Request, base: str, table: str) -> str:
 def _list_sql() -> str:
     """Per campaign, in one query: the report's ``deliveries``, ``delivered_users``,
     ``open_users`` and ``click_users`` for the period (people only), whether opens
-    are measurable, and the last send. The user figures reuse the reports' SQL."""
+    are measurable, and the last send. The user figures reuse the reports' SQL.
+    ``opens_ok`` is figures.opens_measurable per campaign; its ORDER BY walks the
+    (campaign, sent_at) index, where a plain EXISTS was planned as a table scan
+    per campaign (1.9 s for 100 campaigns on the 10M-event bench data). It is only
+    asked where it changes a figure (delivered users in the period) and never again
+    once true: a campaign that sent HTML email stays measurable (nothing is deleted,
+    F10), so ``MEASURABLE`` remembers those ($3)."""
     wanted = ("open_users", "click_users")
     seen = ",\n".join(f"bool_or({fig._seen(col, kind, human)}) AS {name}"
                        for name, (col, kind, human) in fig.USER_FIGURES.items()
@@ -297,8 +303,11 @@ def _list_sql() -> str:
                (SELECT max(d.sent_at) FROM deliveries d
                 WHERE d.campaign = c.id AND NOT d.is_test AND d.status BETWEEN 1 AND 4
                ) AS last_send,
-               EXISTS (SELECT 1 FROM deliveries d WHERE d.campaign = c.id AND d.channel = 1
-                       AND d.has_html AND NOT d.is_test) AS opens_ok,
+               CASE WHEN c.id = ANY($3::int[]) THEN true
+                    WHEN u.delivered_users > 0 THEN
+                    coalesce((SELECT true FROM deliveries d WHERE d.campaign = c.id
+                              AND d.channel = 1 AND d.has_html AND NOT d.is_test
+                              ORDER BY d.sent_at LIMIT 1), false) END AS opens_ok,
                coalesce(u.deliveries, 0) AS deliveries,
                coalesce(u.delivered_users, 0) AS delivered_users,
                coalesce(u.open_users, 0) AS open_users,
@@ -307,6 +316,9 @@ def _list_sql() -> str:
         ORDER BY last_send DESC NULLS LAST, c.updated_at DESC, c.campaign_id
         LIMIT {LIST_LIMIT}"""
 
+
+#: internal ids of campaigns known to have sent HTML email (a fact that never reverts)
+MEASURABLE: set[int] = set()
 
 TREND_SQL = """
     SELECT h.campaign, (h.hour AT TIME ZONE $3::text)::date AS day, sum(h.n)::bigint AS n
@@ -318,7 +330,8 @@ TREND_SQL = """
 async def campaign_rows(conn: asyncpg.Connection, request: Request) -> tuple[list[dict], Any]:
     opts = options(report_params(request), request.app.state.settings.timezone)
     period = opts.period
-    rows = await conn.fetch(_list_sql(), period.start, period.end)
+    rows = await conn.fetch(_list_sql(), period.start, period.end, list(MEASURABLE))
+    MEASURABLE.update(r["id"] for r in rows if r["opens_ok"])
     trend: dict[int, dict[date, int]] = {}
     for r in await conn.fetch(TREND_SQL, period.start, period.end, period.timezone):
         trend.setdefault(r["campaign"], {})[r["day"]] = r["n"]

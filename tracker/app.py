@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Edge:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        metrics.configure_logging()
         dsn = settings.database_url
         if dsn is None:
             from tracker.embedded import start_embedded

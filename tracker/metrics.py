@@ -1,4 +1,5 @@
-"""Prometheus metrics (prometheus_client: the reference client, well kept).
+"""Observability: Prometheus metrics (prometheus_client: the reference client, well
+kept) and the one-line log format.
 
 Counters live in module globals because the hot path must not look them up.
 
@@ -12,7 +13,10 @@ worker, the default), metrics stay in memory and cost nothing extra on the hot p
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -60,3 +64,33 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts=... level=... logger=... msg="..."``: one line per record, greppable and
+    parseable by log shippers (logfmt), a traceback folded into ``exc="..."``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line = (f"ts={ts}.{int(record.msecs):03d}Z level={record.levelname.lower()} "
+                f"logger={record.name} msg={_quote(record.getMessage())}")
+        if record.exc_info:
+            line += f" exc={_quote(self.formatException(record.exc_info))}"
+        return line
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def configure_logging() -> None:
+    """Give the ``tracker`` loggers their one-line format on stderr, at uvicorn's level
+    (``tracker serve --log-level``), unless someone configured them already."""
+    logger = logging.getLogger("tracker")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.getLogger("uvicorn.error").getEffectiveLevel())
+    logger.propagate = False

@@ -96,6 +96,7 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
     scope, task_names, campaign = await resolve(conn, opts)
     period = opts.period
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await fig.plan_each_time(conn)
         opens_ok = await fig.opens_measurable(conn, scope)
         conversions_ok = await conversions_measured(conn, campaign)
         total = (await grouped(conn, scope, period, "total")).get(0, fig.Figures())

@@ -40,6 +40,15 @@ class Figures:
         return self.events[(kind, human)]
 
 
+async def plan_each_time(conn: asyncpg.Connection) -> None:
+    """Plan report queries for their actual ids and period (this transaction only).
+
+    asyncpg prepares statements; after five runs PostgreSQL may switch to a generic
+    plan that cannot know one campaign or one month is selective, and reads every
+    delivery: measured at 300+ ms per query instead of a few."""
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 def _floor_hour(t: datetime) -> datetime:
     return t.replace(minute=0, second=0, microsecond=0)
 

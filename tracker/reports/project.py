@@ -52,6 +52,7 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
     scope, _, _ = await resolve(conn, opts)
     period = opts.period
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await fig.plan_each_time(conn)
         opens_ok = await fig.opens_measurable(conn, scope)
         total = merge(await fig.counts(conn, scope, period, "total"),
                       await fig.outcomes(conn, scope, period, "total")).get(0, fig.Figures())

@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from tests.support import SECRET_KEYS, Service, mint_url, scalar
 from tracker.app import create_app
 from tracker.config import load_settings
-from tracker.tokens import Channel, Purpose, TokenCodec, TokenData, pack
+from tracker.tokens import Channel, InvalidToken, Purpose, TokenCodec, TokenData, pack
 
 #: Public by design; every other route needs the key.
 PUBLIC_PREFIXES = ("/o/", "/c/", "/u/", "/static/")
@@ -169,10 +169,7 @@ def raw_request(service: Service, head: str, body: bytes = b"") -> tuple[int, by
     with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
         sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
         data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
+        while chunk := sock.recv(65536):  # the request says Connection: close
             data += chunk
         status = int(data.split(b" ", 2)[1])
         return status, data
@@ -224,3 +221,41 @@ def test_api_key_comparison_is_constant_time() -> None:
     """The guard compares with hmac.compare_digest (timing leaks nothing)."""
     source = (Path(__file__).resolve().parent.parent / "tracker/api/auth.py").read_text()
     assert "hmac.compare_digest" in source
+
+
+def test_keys_rotate_prepends_a_key_and_old_links_keep_working(start_service) -> None:
+    service: Service = start_service(env={"TRACKER_SECRET_KEYS": ""})  # keys from the data dir
+    keys_file = service.data_dir / "secret_keys"
+    old = keys_file.read_text().split()
+    assert len(old) == 1
+    old_link = mint_url(service, "click", url="https://example.com/old", keys=old[0])
+
+    out = service.cli("keys", "rotate").stdout.decode()
+    new = keys_file.read_text().split()
+    assert new[1:] == old and len(new[0]) >= 32
+    assert oct(keys_file.stat().st_mode & 0o777) == "0o600"
+    assert "restart" in out and "retire" in out and new[0] not in out  # no secret printed
+    listed = service.cli("keys", "list").stdout.decode().splitlines()
+    assert listed[0].endswith("signs and verifies") and listed[1].endswith("verifies")
+
+    service.stop()
+    service.start()
+    new_link = mint_url(service, "click", url="https://example.com/new", keys=new[0])
+    with service.client() as http:
+        assert http.get(old_link).headers["location"] == "https://example.com/old"
+        assert http.get(new_link).headers["location"] == "https://example.com/new"
+    # what the service signs now (the CLI mints as the send side does) uses the new key
+    token = service.cli("token", "click", "--url", "https://example.com/t").stdout.decode()
+    token = token.strip().rsplit("/", 1)[-1]
+    TokenCodec([new[0]]).verify(Purpose.CLICK, token)
+    with pytest.raises(InvalidToken):
+        TokenCodec([old[0]]).verify(Purpose.CLICK, token)
+
+
+def test_keys_rotate_with_keys_in_the_environment_prints_the_new_value(tmp_path: Path) -> None:
+    service = Service("postgresql://unused/unused", tmp_path)
+    out = service.cli("keys", "rotate").stdout.decode()
+    line = next(x for x in out.splitlines() if x.startswith("TRACKER_SECRET_KEYS="))
+    keys = line.split("=", 1)[1].split(",")
+    assert keys[1:] == SECRET_KEYS.split(",") and len(keys[0]) >= 32
+    assert not (tmp_path / "secret_keys").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from tracker.cli.events import events
+from tracker.cli.keys import keys
 from tracker.cli.report import report
 from tracker.cli.rewrite import rewrite
 from tracker.cli.serve import migrate, serve
@@ -20,5 +21,5 @@ def main() -> None:
     """Open- and click-tracking service: signed pixel and redirect, reports in PostgreSQL."""
 
 
-for command in (serve, migrate, token, events, report, rewrite, suppressions):
+for command in (serve, migrate, token, events, report, rewrite, suppressions, keys):
     main.add_command(command)

@@ -114,3 +114,21 @@ def test_database_down_alive_but_not_ready_counted_and_logged(
                for level, msg in messages), messages
     assert any(level == "warning" and msg.startswith("database reachable again")
                for level, msg in messages), messages
+
+
+def test_multiprocess_mode_sums_every_workers_counters(start_service, tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set, a scrape (answered by whichever worker)
+    reports the hits of all workers."""
+    metrics_dir = tmp_path / "prom"
+    metrics_dir.mkdir()
+    service: Service = start_service(workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    urls = [mint_url(service, "open", user=f"mp{i}") for i in range(20)]
+    for url in urls:
+        with service.client() as http:  # a new connection each: both workers get some
+            assert http.get(url).status_code == 200
+    for _ in range(4):
+        now = samples(service)
+        assert now['tracker_requests_total{endpoint="open",status="200"}'] == 20
+        assert now["tracker_events_journaled_total"] == 20
+    wait_for(lambda: samples(service)["tracker_events_landed_total"] == 20, 10)
+    assert len(list(metrics_dir.glob("*.db"))) >= 2, "both workers write their own counters"

@@ -147,6 +147,7 @@ class Journal:
         self._segment_base: dict[int, int] = {}
         self._accounting = threading.Lock()
         self._closing = False
+        self._closed = False  # the commit thread has ended: nothing more can be kept
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_fd: int | None = None
@@ -176,6 +177,7 @@ class Journal:
         self._wake.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
+        self._closed = True
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -220,6 +222,11 @@ class Journal:
         return await self._enqueue(records)
 
     def _enqueue(self, records: bytes) -> asyncio.Future:
+        if self._closed:  # a hit that outlived the shutdown: refuse, never hang
+            self._note_failure(len(records), "the journal is closed (shutting down)")
+            future = self._loop.create_future()
+            future.set_result(False)
+            return future
         with self._lock:
             self._pending_bytes += len(records)
             group = self._current

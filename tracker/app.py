@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 
 from tracker import metrics
-from tracker.api import campaigns, messages
+from tracker.api import campaigns, messages, openapi
 from tracker.api import conversions as conversion_api
 from tracker.api import outcomes as outcome_api
 from tracker.api import reports as report_api
@@ -39,7 +39,8 @@ READY_BACKLOG_BYTES = 256 * 1024 * 1024
 def v1_routes() -> list:
     """Every authenticated route, from the module that owns it."""
     return [*campaigns.routes, *messages.routes, *report_api.routes, *outcome_api.routes,
-            *ses_api.routes, *conversion_api.routes, *suppression_api.routes]
+            *ses_api.routes, *conversion_api.routes, *suppression_api.routes,
+            *openapi.routes]
 
 
 def public_routes() -> list:

@@ -56,6 +56,12 @@ class Channel(IntEnum):
 CHANNEL_NAMES = {Channel.EMAIL: "email", Channel.PUSH: "push", Channel.LINE: "line"}
 CHANNELS_BY_NAME = {name: channel for channel, name in CHANNEL_NAMES.items()}
 
+
+def channel_named(value: object) -> Channel | None:
+    """The channel called ``value`` ("email", "push", "line"); None for anything else,
+    whatever JSON type it is (a dict or list must not reach a dict lookup)."""
+    return CHANNELS_BY_NAME.get(value) if isinstance(value, str) else None
+
 _TEST_FLAG = 0b1000
 _CHANNEL_MASK = 0b0111
 

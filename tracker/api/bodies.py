@@ -8,6 +8,7 @@ wrong and how to fix it, and nothing stored.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -69,6 +70,33 @@ def _depth(text: str) -> int:
     return deepest
 
 
+# A JSON escape (an odd number of backslashes before "u") of NUL or of a UTF-16
+# surrogate. PostgreSQL text and jsonb can hold neither NUL nor an unpaired
+# surrogate, so such input is refused here, once, for every endpoint.
+_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def _unstorable_escape(text: str) -> str | None:
+    """Describe the first \\u0000 or unpaired surrogate escape in ``text``, or None."""
+    if "\\u" not in text:
+        return None
+    pending_high: int | None = None
+    for match in _ESCAPE.finditer(text):
+        code = match.group(1).lower()
+        if code == "0000":
+            return "a \\u0000 (NUL) character"
+        value = int(code, 16)
+        if value < 0xDC00:  # high surrogate: must be followed at once by a low one
+            if pending_high is not None:
+                return "an unpaired UTF-16 surrogate"
+            pending_high = match.end()
+        else:
+            if pending_high != match.start():
+                return "an unpaired UTF-16 surrogate"
+            pending_high = None
+    return "an unpaired UTF-16 surrogate" if pending_high is not None else None
+
+
 def parse_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
@@ -76,6 +104,11 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequest(400, "bad_encoding", f"the body is not UTF-8 (byte {exc.start})") from exc
     if _depth(text) > MAX_JSON_DEPTH:
         raise BadRequest(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    problem = _unstorable_escape(text)
+    if problem is not None:
+        raise BadRequest(400, "bad_text",
+                         f"the JSON holds {problem}, which is not storable text; "
+                         "remove it or send the character itself in UTF-8")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

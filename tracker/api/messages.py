@@ -25,7 +25,7 @@ from tracker.api.campaigns import check_id
 from tracker.rewrite.engine import Rewriter
 from tracker.rewrite.errors import RewriteError
 from tracker.rewrite.send import YIELD_EVERY, Batch, Prepared, Recipient, Result, Sender
-from tracker.tokens import CHANNELS_BY_NAME
+from tracker.tokens import CHANNELS_BY_NAME, channel_named
 
 #: Whole request: room for a large shared body plus 10,000 recipients.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -110,7 +110,7 @@ def parse(body: Any) -> tuple[dict, list[Recipient], bool]:
         "schedule_task_id": check_id(body.get("schedule_task_id"), "schedule_task_id"),
     }
     channel = body.get("channel", "email")
-    if channel not in CHANNELS_BY_NAME:
+    if channel_named(channel) is None:
         raise BadRequest(422, "invalid",
                          f"channel must be one of {', '.join(CHANNELS_BY_NAME)}, not {channel!r}")
     ids["channel"] = channel

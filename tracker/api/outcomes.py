@@ -19,7 +19,7 @@ from tracker.api.campaigns import check_id
 from tracker.errorcodes import is_hard_bounce_code, is_soft_bounce_code
 from tracker.store import outcomes as store
 from tracker.store.deliveries import STATUS_CODES
-from tracker.tokens import CHANNELS_BY_NAME
+from tracker.tokens import CHANNELS_BY_NAME, channel_named
 
 POSTABLE_STATUSES = ("delivered", "bounced", "soft_bounced", "failed")
 REQUIRED = ("delivery_id", "campaign_id", "schedule_task_id", "user_id", "channel", "status",
@@ -131,9 +131,10 @@ def parse_outcome(row: Any) -> store.Outcome:
 
 
 def _channel(value: Any) -> int:
-    if value not in CHANNELS_BY_NAME:
+    channel = channel_named(value)
+    if channel is None:
         raise Invalid(f"channel must be one of {', '.join(CHANNELS_BY_NAME)}, got {value!r:.60}")
-    return int(CHANNELS_BY_NAME[value])
+    return int(channel)
 
 
 def _status(value: Any) -> str:

@@ -92,3 +92,10 @@ class DeliveryIds:
 
     async def mint_many(self, conn: asyncpg.Connection, count: int) -> list[int]:
         return [await self.mint(conn) for _ in range(count)]
+
+    def discard_block(self) -> None:
+        """Forget the reserved block: the next id comes from a fresh one.
+
+        For when an id of the block turned out to be taken (a sender reported an
+        outcome under an id of its own that the sequence had not yet handed out)."""
+        self._next = self._end = 0

@@ -162,6 +162,7 @@ async def _apply(conn: asyncpg.Connection, outcomes: list[ResolvedOutcome]) -> I
         "        IS DISTINCT FROM (EXCLUDED.status, EXCLUDED.error_code)"
         "  RETURNING (xmax = 0) AS inserted"
         ") SELECT count(*) FILTER (WHERE inserted) FROM up")
+
     suppressed = await conn.execute(
         "INSERT INTO suppressions (user_id, channel, reason, since)"
         " SELECT DISTINCT ON (user_id, channel) user_id, channel,"

@@ -67,3 +67,16 @@ def test_no_address_is_stored(module_service: Service) -> None:
                     " WHERE table_schema = 'public' AND (column_name LIKE '%ip%'"
                     " OR column_name LIKE '%addr%')")
     assert [tuple(c) for c in columns] == []
+
+
+def test_a_new_user_agent_is_described_once_when_it_lands(module_service: Service) -> None:
+    iphone = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15"
+              " (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1")
+    with module_service.client() as http:
+        http.get(mint_url(module_service, "open", user="described"),
+                 headers={"User-Agent": iphone})
+    row = wait_for(lambda: query(
+        module_service.dsn, "SELECT client_family, os_family, device_class, is_bot"
+        " FROM user_agents WHERE user_agent = $1", iphone))[0]
+    assert (row["os_family"], row["device_class"], row["is_bot"]) == ("iOS", "mobile", False)
+    assert row["client_family"] == "Mobile Safari"

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+from tracker.classify import describe
 from tracker.store import effects
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -71,11 +72,7 @@ async def land(
                 list(urls), [_text(v) for v in urls.values()],
             )
         if user_agents:
-            await conn.execute(
-                "INSERT INTO user_agents (id, user_agent)"
-                " SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT (id) DO NOTHING",
-                list(user_agents), [_text(v) for v in user_agents.values()],
-            )
+            await _land_user_agents(conn, user_agents)
         if rows:
             await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
             await effects.apply(conn, rows)
@@ -87,6 +84,21 @@ async def land(
             journal, segment, offset,
         )
     _known_months.update(months)
+
+
+async def _land_user_agents(conn: asyncpg.Connection, user_agents: dict[int, bytes]) -> None:
+    """New user agents, with the client, OS and device families of the per-client
+    breakdown (F22) worked out once per string, here, off the request path."""
+    texts = [_text(v) for v in user_agents.values()]
+    described = [describe(t) for t in texts]
+    await conn.execute(
+        "INSERT INTO user_agents (id, user_agent, client_family, os_family, device_family,"
+        " device_class, is_bot) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+        " $4::text[], $5::text[], $6::text[], $7::boolean[]) ON CONFLICT (id) DO NOTHING",
+        list(user_agents), texts, [d["client"] for d in described],
+        [d["os"] for d in described], [d["device"] for d in described],
+        [d["device_class"] for d in described], [d["is_bot"] for d in described],
+    )
 
 
 async def shipped_position(conn: asyncpg.Connection, journal: str) -> tuple[int, int]:

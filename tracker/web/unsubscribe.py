@@ -174,8 +174,8 @@ async def act(request: Request) -> Response:
         return page("invalid", lang, 404)
     try:
         fields = await _form(request)
-    except BadRequest:
-        return page("bad_request", lang, 400)
+    except BadRequest as exc:  # 400 for a malformed form, 413 for an oversized one
+        return page("bad_request", lang, exc.status)
     except Exception:  # noqa: BLE001 - malformed multipart bodies raise parser errors
         return page("bad_request", lang, 400)
     one_click = fields.get("List-Unsubscribe") == "One-Click"

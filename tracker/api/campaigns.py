@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tracker.api.bodies import BadRequest, error_response, read_json, require_object
+from tracker.rewrite.links import TRACKING_FULL, TRACKING_MODES
 from tracker.store import campaigns as store
 
 CHANNELS = ("email", "push", "line")
@@ -52,6 +53,9 @@ async def put_campaign(request: Request) -> JSONResponse:
         settings = body.get("settings", {})
         if not isinstance(settings, dict):
             raise BadRequest(422, "invalid", "settings must be a JSON object")
+        if settings.get("tracking", TRACKING_FULL) not in TRACKING_MODES:
+            raise BadRequest(422, "invalid", "settings.tracking must be one of "
+                             f"{', '.join(TRACKING_MODES)}, not {settings['tracking']!r:.60}")
     except BadRequest as exc:
         return error_response(exc)
     async with request.app.state.pool.acquire() as conn:

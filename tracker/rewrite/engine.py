@@ -20,6 +20,13 @@ from tracker.events import DELIVERY_HEADER
 from tracker.rewrite import mime
 from tracker.rewrite.cache import TemplateCache
 from tracker.rewrite.html import PIXEL_TAG, compile_html
+from tracker.rewrite.links import (
+    TRACKING_ANONYMOUS,
+    TRACKING_FULL,
+    TRACKING_OFF,
+    UNSUBSCRIBE_PLACEHOLDER,
+    anonymous_id,
+)
 from tracker.rewrite.minting import Minter
 from tracker.rewrite.template import PIXEL, UNSUBSCRIBE, Template
 from tracker.rewrite.text import compile_text
@@ -36,6 +43,7 @@ class MessageIds(NamedTuple):
     schedule_task: int  # internal schedule task id (schedule_tasks.id)
     channel: int  # a Channel value
     is_test: bool = False
+    tracking: str = TRACKING_FULL  # the campaign's tracking mode (see links.tracking_mode)
 
 
 @dataclass(slots=True)
@@ -60,13 +68,19 @@ class Rewritten:
 class _Filler:
     """Fills templates for one message: one header, lazily minted pixel/unsubscribe."""
 
-    __slots__ = ("rewriter", "header", "position", "_open", "_unsubscribe", "pixels",
-                 "warnings", "_open_json")
+    __slots__ = ("rewriter", "header", "unsubscribe_header", "position", "_open",
+                 "_unsubscribe", "pixels", "warnings", "_open_json")
 
     def __init__(self, rewriter: Rewriter, ids: MessageIds) -> None:
         self.rewriter = rewriter
-        self.header = Minter.header(ids.delivery_id, ids.campaign, ids.schedule_task,
-                                    ids.channel, ids.is_test)
+        # the unsubscribe link always names the delivery: it must reach the right person
+        self.unsubscribe_header = Minter.header(ids.delivery_id, ids.campaign,
+                                                ids.schedule_task, ids.channel, ids.is_test)
+        self.header = self.unsubscribe_header
+        if ids.tracking == TRACKING_ANONYMOUS:
+            # opens and clicks carry a random id that no table maps to a user
+            self.header = Minter.header(anonymous_id(), ids.campaign, ids.schedule_task,
+                                        ids.channel, ids.is_test)
         self.position = 0
         self._open: str | None = None
         self._unsubscribe: str | None = None
@@ -77,7 +91,8 @@ class _Filler:
     def unsubscribe_url(self) -> str:
         if self._unsubscribe is None:
             r = self.rewriter
-            self._unsubscribe = r.unsubscribe_prefix + r.minter.unsubscribe(self.header)
+            self._unsubscribe = r.unsubscribe_prefix + r.minter.unsubscribe(
+                self.unsubscribe_header)
         return self._unsubscribe
 
     def pixel_tag(self) -> str:
@@ -85,6 +100,14 @@ class _Filler:
             r = self.rewriter
             self._open = PIXEL_TAG.format(url=r.open_prefix + r.minter.open(self.header))
         return self._open
+
+    def untracked(self, body: str) -> str:
+        """A body of a campaign whose tracking is off: every byte as sent, but the
+        unsubscribe placeholder (unsubscribing is not tracking)."""
+        return UNSUBSCRIBE_PLACEHOLDER.sub(lambda _: self.unsubscribe_url(), body)
+
+    def untracked_json(self, body: str) -> bytes:
+        return json.dumps(self.untracked(body)).encode("ascii")
 
     def fill_json(self, template: Template) -> bytes:
         """``fill`` as a JSON string literal: pre-escaped segments and tokens (which
@@ -185,10 +208,15 @@ class Rewriter:
         fill = filler.fill_json if as_json else filler.fill
         email = ids.channel == Channel.EMAIL
         out_html = out_text = None
-        if html is not None:
-            out_html = fill(self.compile_html(html, utm, pixel=email))
-        if text is not None:
-            out_text = fill(self.compile_text(text, utm))
+        if ids.tracking == TRACKING_OFF:
+            fill = filler.untracked_json if as_json else filler.untracked
+            out_html = None if html is None else fill(html)
+            out_text = None if text is None else fill(text)
+        else:
+            if html is not None:
+                out_html = fill(self.compile_html(html, utm, pixel=email))
+            if text is not None:
+                out_text = fill(self.compile_text(text, utm))
         out_headers = dict(headers) if headers else {}
         if email:
             self._email_headers(out_headers, filler, ids.delivery_id)
@@ -208,6 +236,8 @@ class Rewriter:
         email = ids.channel == Channel.EMAIL
 
         def part(subtype: str, body: str) -> str:
+            if ids.tracking == TRACKING_OFF:
+                return filler.untracked(body)
             if subtype == "html":
                 return filler.fill(self.compile_html(body, utm, pixel=email))
             return filler.fill(self.compile_text(body, utm))

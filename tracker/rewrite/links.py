@@ -7,6 +7,7 @@ URL, and so tests can state the rules in one place.
 from __future__ import annotations
 
 import re
+import secrets
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
@@ -84,6 +85,30 @@ def add_utm(url: str, utm: tuple[tuple[str, str], ...]) -> str:
     else:
         joined = f"{path}?{extra}"
     return joined + hash_ + fragment
+
+
+#: Per-campaign tracking modes (campaign setting ``tracking``): ``full`` links opens
+#: and clicks to the delivery; ``anonymous`` counts them without linking them to
+#: anyone; ``off`` rewrites no link and adds no pixel.
+TRACKING_FULL = "full"
+TRACKING_ANONYMOUS = "anonymous"
+TRACKING_OFF = "off"
+TRACKING_MODES = (TRACKING_FULL, TRACKING_ANONYMOUS, TRACKING_OFF)
+
+#: Anonymous opens and clicks carry a random id from 2**62 up: the tracker mints
+#: delivery ids far below that, so such an id never names a delivery, and no
+#: table maps it to a user.
+ANONYMOUS_ID_BASE = 1 << 62
+
+
+def anonymous_id() -> int:
+    return ANONYMOUS_ID_BASE | secrets.randbits(62)
+
+
+def tracking_mode(settings: dict | None) -> str:
+    """The campaign's tracking mode (``full`` unless set; PUT validates the value)."""
+    mode = (settings or {}).get("tracking", TRACKING_FULL)
+    return mode if mode in TRACKING_MODES else TRACKING_FULL
 
 
 def utm_params(settings: dict | None) -> tuple[tuple[str, str], ...]:

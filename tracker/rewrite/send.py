@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from tracker.rewrite.engine import MessageIds, Rewriter, Rewritten
-from tracker.rewrite.links import utm_params
+from tracker.rewrite.links import TRACKING_FULL, TRACKING_OFF, tracking_mode, utm_params
 from tracker.store import campaigns as campaign_store
 from tracker.store.deliveries import STATUS_SUPPRESSED, PreparedDelivery, record_prepared
 from tracker.store.suppressions import suppressed_among
@@ -118,8 +118,9 @@ class Sender:
             users = list({r.user_id: None for r in recipients})
             suppressed = await suppressed_among(conn, users, channel_code) if users else {}
             ids = await self.delivery_ids.mint_many(conn, len(recipients))
+        tracking = tracking_mode(campaign.settings)
         batch = Batch(self.rewriter, campaign.id, task, channel_code,
-                      utm_params(campaign.settings))
+                      utm_params(campaign.settings), tracking)
         prepared: list[PreparedDelivery] = []
         suppressed_rows: list[tuple] = []
         for index, (recipient, delivery_id) in enumerate(zip(recipients, ids, strict=True)):
@@ -137,7 +138,8 @@ class Sender:
                 if index % YIELD_EVERY == YIELD_EVERY - 1:
                     await asyncio.sleep(0)
             else:
-                has_html = channel_code == Channel.EMAIL and recipient.html is not None
+                has_html = (channel_code == Channel.EMAIL and recipient.html is not None
+                            and tracking != TRACKING_OFF)
             prepared.append(PreparedDelivery(delivery_id, campaign.id, task, channel_code,
                                              recipient.user_id, has_html=has_html,
                                              is_test=recipient.is_test))
@@ -175,8 +177,9 @@ class Batch:
     """Recorded deliveries whose messages are made on demand, in order."""
 
     def __init__(self, rewriter: Rewriter, campaign: int, task: int, channel: int,
-                 utm: tuple) -> None:
+                 utm: tuple, tracking: str = TRACKING_FULL) -> None:
         self.rewriter = rewriter
+        self.tracking = tracking
         self.campaign = campaign
         self.task = task
         self.channel = channel
@@ -188,7 +191,8 @@ class Batch:
         return len(self.plans)
 
     def rewrite(self, recipient: Recipient, delivery_id: int, *, as_json: bool) -> Rewritten:
-        ids = MessageIds(delivery_id, self.campaign, self.task, self.channel, recipient.is_test)
+        ids = MessageIds(delivery_id, self.campaign, self.task, self.channel, recipient.is_test,
+                         self.tracking)
         if recipient.mime is not None:
             return self.rewriter.rewrite_mime(ids, recipient.mime, self.utm)
         return self.rewriter.rewrite(ids, html=recipient.html, text=recipient.text,

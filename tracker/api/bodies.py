@@ -28,6 +28,20 @@ class BadRequest(Exception):
         self.detail = detail
 
 
+#: Bad rows listed in a refused batch; the rest are only counted.
+MAX_LISTED_ERRORS = 1000
+
+
+def invalid_batch(what: str, errors: list[dict], total: int) -> BadRequest:
+    """The 422 for a batch refused whole: each bad row by index, and what to do."""
+    return BadRequest(422, f"invalid_{what}", {
+        "message": f"{len(errors)} of {total} {what} are invalid; nothing was stored. "
+                   "Fix the rows listed and send the whole batch again.",
+        "rows": errors[:MAX_LISTED_ERRORS],
+        "more": max(0, len(errors) - MAX_LISTED_ERRORS),
+    })
+
+
 def error_response(exc: BadRequest) -> JSONResponse:
     return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status)
 

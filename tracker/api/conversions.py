@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tracker.api.bodies import BadRequest, error_response, read_json
-from tracker.api.outcomes import MAX_LISTED_ERRORS, Invalid, check_field_id, parse_timestamp
+from tracker.api.bodies import BadRequest, error_response, invalid_batch, read_json
+from tracker.api.outcomes import Invalid, check_field_id, parse_timestamp
 from tracker.store import conversions as store
 
 FIELDS = ("user_id", "name", "ts", "value")
@@ -87,12 +87,7 @@ def validate(rows: Any) -> list[store.Conversion]:
         except Invalid as exc:
             errors.append({"index": index, "error": str(exc)})
     if errors:
-        raise BadRequest(422, "invalid_conversions", {
-            "message": f"{len(errors)} of {len(rows)} conversions are invalid; nothing was "
-                       "stored. Fix the rows listed and send the whole batch again.",
-            "rows": errors[:MAX_LISTED_ERRORS],
-            "more": max(0, len(errors) - MAX_LISTED_ERRORS),
-        })
+        raise invalid_batch("conversions", errors, len(rows))
     return parsed
 
 

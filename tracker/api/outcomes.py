@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tracker.api.bodies import BadRequest, error_response, parse_json, read_body
+from tracker.api.bodies import BadRequest, error_response, invalid_batch, parse_json, read_body
 from tracker.api.campaigns import check_id
 from tracker.errorcodes import is_hard_bounce_code, is_soft_bounce_code
 from tracker.store import outcomes as store
@@ -28,7 +28,6 @@ OPTIONAL = ("error_code", "error_message", "is_test")
 MAX_DELIVERY_ID = 2**63 - 1
 MAX_CODE_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
-MAX_LISTED_ERRORS = 1000
 
 
 class Invalid(ValueError):
@@ -196,12 +195,7 @@ def validate(rows: list[Any]) -> list[store.Outcome]:
                 "campaign_id, schedule_task_id, user_id or channel; one delivery has one of each")})
         parsed.append(outcome)
     if errors:
-        raise BadRequest(422, "invalid_outcomes", {
-            "message": f"{len(errors)} of {len(rows)} outcomes are invalid; nothing was stored. "
-                       "Fix the rows listed and send the whole batch again.",
-            "rows": errors[:MAX_LISTED_ERRORS],
-            "more": max(0, len(errors) - MAX_LISTED_ERRORS),
-        })
+        raise invalid_batch("outcomes", errors, len(rows))
     return parsed
 
 

@@ -56,12 +56,21 @@ events_st = st.lists(st.tuples(
     st.sampled_from([1, 1, 2, 2, 3, 4, 5]),  # kind
     st.sampled_from([0, 0, 1, 2, 4, 6, 8]),  # flags: HEAD bit and verdicts
     st.sampled_from(URLS),
+    st.sampled_from([None, 0, 1, 2]),        # user agent (2: not yet described)
 ), max_size=40)
+
+AGENTS = ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15"
+          " (KHTML, like Gecko) Mobile/15E148",
+          "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+          " Chrome/124.0 Safari/537.36",
+          "Mozilla/5.0 (X11; Linux x86_64) HypotheticalMail/1.0"]
 
 
 async def write(conn: asyncpg.Connection, deliveries: list[dict], events: list[tuple]) -> None:
     await conn.execute("TRUNCATE campaigns, schedule_tasks, deliveries, events, urls,"
-                       " report_event_hours, report_delivery_firsts, journal_positions CASCADE")
+                       " report_event_hours, report_delivery_firsts, journal_positions,"
+                       " report_outcome_hours, report_click_hours, report_click_users,"
+                       " report_agent_hours CASCADE")
     camps, tasks = [], {}
     for i, channel in enumerate(("email", "push")):
         camps.append(await conn.fetchval(
@@ -79,11 +88,23 @@ async def write(conn: asyncpg.Connection, deliveries: list[dict], events: list[t
         records.append((i, camps[d["campaign"]], tasks[(d["campaign"], d["task"])],
                         None if status in (0, 5) else sent, sent, d["channel"], status,
                         d["has_html"], d["is_test"], d["user"], code, message))
-    await conn.copy_records_to_table("deliveries", records=records, columns=(
+    # even ones as they end, odd ones prepared first and then given their outcome by an
+    # UPDATE, so the outcome rollup's insert and update triggers both count
+    prepared = [(*r[:3], None, r[4], r[5], 0, *r[7:10], None, None) if r[0] % 2 else r
+                for r in records]
+    await conn.copy_records_to_table("deliveries", records=prepared, columns=(
         "delivery_id", "campaign", "schedule_task", "sent_at", "created_at", "channel",
         "status", "has_html", "is_test", "user_id", "error_code", "error_message"))
-    rows, urls = [], {}
-    for index, minutes, kind, flags, url in events:
+    odd = [r for r in records if r[0] % 2]
+    await conn.execute(
+        "UPDATE deliveries d SET sent_at = u.sent_at, status = u.status, error_code = u.code,"
+        " error_message = u.message FROM unnest($1::bigint[], $2::timestamptz[],"
+        " $3::int2[], $4::text[], $5::text[]) AS u(id, sent_at, status, code, message)"
+        " WHERE d.delivery_id = u.id",
+        [r[0] for r in odd], [r[3] for r in odd], [r[6] for r in odd],
+        [r[10] for r in odd], [r[11] for r in odd])
+    rows, urls, agents = [], {}, {}
+    for index, minutes, kind, flags, url, *agent in events:
         rec = records[index % len(records)]
         if isinstance(minutes, tuple):
             day, midnight, offset = minutes
@@ -94,13 +115,20 @@ async def write(conn: asyncpg.Connection, deliveries: list[dict], events: list[t
         if kind == 2:
             url_id = dictionary_id(url.encode())
             urls[url_id] = url.encode()
+        ua_id = 0
+        if agent and agent[0] is not None:
+            ua_id = dictionary_id(AGENTS[agent[0]].encode())
+            agents[ua_id] = AGENTS[agent[0]].encode()
         ts_us = (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-        rows.append((ts_us, rec[0], url_id, 0, rec[1], rec[2], kind, flags, 0))
+        rows.append((ts_us, rec[0], url_id, ua_id, rec[1], rec[2], kind, flags, 0))
     # land in two batches, as two shipper transactions would
     half = len(rows) // 2
     for n, part in enumerate((rows[:half], rows[half:])):
         await land(conn, journal="exact", segment=n, offset=0, events=part, urls=urls,
-                   user_agents={})
+                   user_agents=agents)
+    # an agent landed before the shipper described agents reads as "unknown" (F22)
+    await conn.execute("UPDATE user_agents SET client_family = NULL, os_family = NULL,"
+                       " device_class = NULL WHERE user_agent = $1", AGENTS[2])
 
 
 class Reference:
@@ -179,6 +207,25 @@ class Reference:
         return sorted((dict(r) for r in rows),
                       key=lambda r: (-r["clicks"], -r["click_users"], r["url"]))
 
+    async def devices(self, ws: datetime, we: datetime, bots: bool, opens_ok: bool) -> list:
+        ev_scope = self.SCOPE.format(a="e", ch="coalesce(d.channel, CASE c.channel"
+                                     " WHEN 'push' THEN 2 WHEN 'line' THEN 3 ELSE 1 END)")
+        counted = "true" if bots else HUMAN
+        rows = await self.conn.fetch(
+            f"SELECT coalesce(ua.client_family, 'unknown') AS client,"
+            f" coalesce(ua.os_family, 'unknown') AS os,"
+            f" coalesce(ua.device_class, 'unknown') AS device_class,"
+            f" count(*) FILTER (WHERE e.kind = 1 AND {counted}) AS opens,"
+            f" count(*) FILTER (WHERE e.kind = 2 AND {counted}) AS clicks"
+            f" FROM events e LEFT JOIN deliveries d USING (delivery_id)"
+            f" JOIN campaigns c ON c.id = e.campaign"
+            f" LEFT JOIN user_agents ua ON ua.id = e.ua_id"
+            f" WHERE e.ts >= $1 AND e.ts < $2 AND NOT coalesce(d.is_test, false)"
+            f" AND {ev_scope} GROUP BY 1, 2, 3", ws, we, *self.args)
+        out = [{**dict(r), "opens": r["opens"] if opens_ok else None} for r in rows
+               if (r["opens"] if opens_ok else 0) or r["clicks"]]
+        return sorted(out, key=lambda r: (r["client"], r["os"], r["device_class"]))
+
     async def error_codes(self, ws: datetime, we: datetime) -> dict:
         rows = await self.conn.fetch(
             "SELECT d.error_code, d.error_message, count(*) FROM deliveries d"
@@ -191,6 +238,10 @@ class Reference:
             entry["count"] += n
             entry["messages"][message] = n
         return out
+
+
+def by_agent(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda r: (r["client"], r["os"], r["device_class"]))
 
 
 def rate(a, b):
@@ -243,7 +294,12 @@ async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, c
     try:
         await write(conn, deliveries, events)
         snapshot = ("SELECT * FROM report_event_hours ORDER BY 1, 3, 4, 5, 6, 7",
-                    "SELECT * FROM report_delivery_firsts ORDER BY 1")
+                    "SELECT * FROM report_delivery_firsts ORDER BY 1",
+                    "SELECT * FROM report_outcome_hours WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5,"
+                    " 6 NULLS FIRST, 7 NULLS FIRST",
+                    "SELECT * FROM report_click_hours ORDER BY 1, 2, 3, 4, 5, 6",
+                    "SELECT * FROM report_click_users ORDER BY 1, 2, 3, 4, 5",
+                    "SELECT * FROM report_agent_hours ORDER BY 1, 2, 3, 4, 5, 6, 7")
         kept = [await conn.fetch(q) for q in snapshot]
         await rollups.rebuild(conn)  # what landing built equals a recount from scratch
         assert [await conn.fetch(q) for q in snapshot] == kept
@@ -263,6 +319,7 @@ async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, c
             ws, we = await ref.window(first, last)
             check_campaign_row(got, await ref.figures(ws, we), opens_ok, cv_ok, bots)
             assert got["click_ranking"] == await ref.ranking(ws, we, bots)
+            assert by_agent(got["devices"]) == await ref.devices(ws, we, bots, opens_ok)
             assert [d["date"] for d in got["days"]] == [
                 (first + timedelta(days=i)).isoformat() for i in range(days + 1)]
             for day in got["days"]:
@@ -278,6 +335,7 @@ async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, c
         opens_ok = await ref.opens_ok()
         check_project_row(got, await ref.figures(ws, we), opens_ok, bots)
         assert got["click_ranking"] == await ref.ranking(ws, we, bots)
+        assert by_agent(got["devices"]) == await ref.devices(ws, we, bots, opens_ok)
         codes = await ref.error_codes(ws, we)
         assert {e["code"]: e["count"] for e in got["error_codes"]} == {
             k: v["count"] for k, v in codes.items()}

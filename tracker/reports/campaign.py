@@ -71,10 +71,13 @@ def merge(*parts: dict[object, fig.Figures]) -> dict[object, fig.Figures]:
     return out
 
 
-async def grouped(conn: asyncpg.Connection, scope, period, group: str) -> dict:
-    return merge(await fig.counts(conn, scope, period, group),
-                 await fig.outcomes(conn, scope, period, group),
-                 await fig.users(conn, scope, period, group))
+async def grouped(conn: asyncpg.Connection, scope, period) -> dict[str, dict]:
+    """Figures per group (total, day, task): counts and outcomes from rollups, the
+    unique-user figures of all three groups from one read of the deliveries."""
+    users = await fig.users_by_group(conn, scope, period)
+    return {group: merge(await fig.counts(conn, scope, period, group),
+                         await fig.outcomes(conn, scope, period, group), users[group])
+            for group in fig.GROUPS}
 
 
 async def conversions_measured(conn: asyncpg.Connection, campaign: asyncpg.Record) -> bool:
@@ -99,10 +102,12 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
         await fig.plan_each_time(conn)
         opens_ok = await fig.opens_measurable(conn, scope)
         conversions_ok = await conversions_measured(conn, campaign)
-        total = (await grouped(conn, scope, period, "total")).get(0, fig.Figures())
-        days = await grouped(conn, scope, period, "day")
-        tasks = await grouped(conn, scope, period, "task")
+        groups = await grouped(conn, scope, period)
+        total = groups["total"].get(0, fig.Figures())
+        days, tasks = groups["day"], groups["task"]
         ranking = await fig.click_ranking(conn, scope, period, opts.include_bots, opts.links)
+        devices = await fig.devices(conn, scope, period, opens_ok=opens_ok,
+                                    include_bots=opts.include_bots)
 
     def figures(f: fig.Figures) -> dict:
         return row(f, opens_ok=opens_ok, conversions_ok=conversions_ok,
@@ -125,5 +130,7 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
             {"schedule_task_id": task_names.get(t, str(t)), **figures(f)}
             for t, f in sorted(tasks.items(), key=lambda kv: task_names.get(kv[0], ""))],
         "click_ranking": ranking,
+        "devices": devices,
+        "devices_caveat": fig.DEVICES_CAVEAT,
     }
     return report

@@ -29,11 +29,11 @@ def _table(writer, title: str, header: list[str], rows: list[list]) -> None:
     writer.writerow([])
 
 
-SUMMARY_SKIP = {"click_ranking", "error_codes", "days", "schedule_tasks", "filters"}
+SUMMARY_SKIP = {"click_ranking", "error_codes", "days", "schedule_tasks", "filters", "devices"}
 
 
 def report_csv(report: dict) -> str:
-    """Summary, days, schedule tasks (campaign), click ranking and error codes."""
+    """Summary, days, schedule tasks (campaign), click ranking, devices and error codes."""
     out = io.StringIO()
     writer = _csv.writer(out, lineterminator="\r\n")
     summary = [(k, v) for k, v in report.items() if k not in SUMMARY_SKIP]
@@ -46,6 +46,10 @@ def report_csv(report: dict) -> str:
             _table(writer, name, header, [[r[h] for h in header] for r in rows])
     _table(writer, "click_ranking", ["url", "clicks", "click_users"],
            [[r["url"], r["clicks"], r["click_users"]] for r in report.get("click_ranking", [])])
+    if report.get("devices") is not None:
+        _table(writer, "devices", ["client", "os", "device_class", "opens", "clicks"],
+               [[r["client"], r["os"], r["device_class"], r["opens"], r["clicks"]]
+                for r in report["devices"]])
     if "error_codes" in report:
         rows = []
         for e in report["error_codes"]:

@@ -10,6 +10,7 @@ Everything is exact: tests/test_reports_exact.py holds it to brute-force SQL.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -121,41 +122,83 @@ async def counts(conn: asyncpg.Connection, scope: Scope, period: Period,
     return out
 
 
+async def _hourly(conn: asyncpg.Connection, period: Period, group: str,
+                  rollup: Callable[[Params, str, str, datetime, datetime], str],
+                  raw: Callable[[datetime, datetime], Awaitable[list]]) -> list:
+    """Rows for the period: ``rollup`` SQL for its whole UTC hours, ``raw`` for the
+    partial hours at its edges, or ``raw`` alone when a day series is asked in a time
+    zone whose midnights fall inside an hour (the rollup rows say so: g != g_last).
+    ``rollup(p, key, key_last, inner_start, inner_end)`` selects g, g_last, ...;
+    ``raw(start, end)`` returns rows with g and the same other columns."""
+    inner_start, inner_end = _ceil_hour(period.start), _floor_hour(period.end)
+    rows: list = []
+    raw_ranges = [(period.start, period.end)]
+    if inner_start < inner_end:
+        p = Params()
+        if group == "day":
+            tz = p(period.timezone) + "::text"
+            key = f"(h.hour AT TIME ZONE {tz})::date"
+            last = f"((h.hour + interval '59 min 59.999999 s') AT TIME ZONE {tz})::date"
+        else:
+            key = last = _key(group, "h", "h.hour", p, period.timezone)
+        rows = list(await conn.fetch(rollup(p, key, last, inner_start, inner_end), *p.values))
+        if any(r["g"] != r["g_last"] for r in rows):
+            rows = []
+        else:
+            raw_ranges = [(period.start, inner_start), (inner_end, period.end)]
+    for start, end in raw_ranges:
+        if start < end:
+            rows.extend(await raw(start, end))
+    return rows
+
+
 async def outcomes(conn: asyncpg.Connection, scope: Scope, period: Period,
                    group: str) -> dict[object, Figures]:
     """Outcomes of deliveries sent in the period, by status. A suppressed delivery
-    (never sent) is placed at its sent_at, or when it was refused (created_at)."""
+    (never sent) is placed at its sent_at, or when it was refused (created_at).
+    Whole hours come from report_outcome_hours (kept by triggers on deliveries)."""
+
+    def rollup(p: Params, key: str, last: str, start: datetime, end: datetime) -> str:
+        return f"""
+            SELECT {key} AS g, {last} AS g_last, h.status, sum(h.n)::bigint AS n
+            FROM report_outcome_hours h
+            WHERE h.hour >= {p(start)} AND h.hour < {p(end)} AND {scope.where(p, 'h')}
+            GROUP BY 1, 2, 3"""
+
+    async def raw(start_at: datetime, end_at: datetime) -> list:
+        p = Params()
+        start, end = p(start_at), p(end_at)
+        key = _key(group, "d", "coalesce(d.sent_at, d.created_at)", p, period.timezone)
+        where = scope.where(p, "d")
+        sql = f"""
+            SELECT {key} AS g, d.status, count(*) AS n
+            FROM deliveries d
+            WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status BETWEEN 1 AND 5
+              AND NOT d.is_test AND {where}
+            GROUP BY 1, 2
+            UNION ALL
+            SELECT {key} AS g, d.status, count(*) AS n
+            FROM deliveries d
+            WHERE d.sent_at IS NULL AND d.status = 5
+              AND d.created_at >= {start} AND d.created_at < {end}
+              AND NOT d.is_test AND {where}
+            GROUP BY 1, 2"""
+        return await conn.fetch(sql, *p.values)
+
     out: dict[object, Figures] = defaultdict(Figures)
-    p = Params()
-    start, end = p(period.start), p(period.end)
-    key = _key(group, "d", "coalesce(d.sent_at, d.created_at)", p, period.timezone)
-    where = scope.where(p, "d")
-    sql = f"""
-        SELECT {key} AS g, d.status, count(*) AS n
-        FROM deliveries d
-        WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status BETWEEN 1 AND 5
-          AND NOT d.is_test AND {where}
-        GROUP BY 1, 2
-        UNION ALL
-        SELECT {key} AS g, d.status, count(*) AS n
-        FROM deliveries d
-        WHERE d.sent_at IS NULL AND d.status = 5
-          AND d.created_at >= {start} AND d.created_at < {end}
-          AND NOT d.is_test AND {where}
-        GROUP BY 1, 2"""
-    for r in await conn.fetch(sql, *p.values):
+    for r in await _hourly(conn, period, group, rollup, raw):
         out[r["g"]].outcomes[r["status"]] += r["n"]
     return out
 
 
-def _seen(column: str, kind: int, human: bool) -> str:
+def _seen(column: str, kind: int, human: bool, ws: str = "w.ws", we: str = "w.we") -> str:
     """A delivery had such an event inside its window [ws, we): decided by its first
     one, unless that was before the window (stamped before the send: check raw)."""
     human_sql = f" AND {HUMAN_SQL.replace('flags', 'e.flags')}" if human else ""
     return f"""(CASE WHEN f.{column} IS NULL THEN false
-                WHEN f.{column} >= w.ws THEN f.{column} < w.we
+                WHEN f.{column} >= {ws} THEN f.{column} < {we}
                 ELSE EXISTS (SELECT 1 FROM events e
-                             WHERE e.campaign = w.campaign AND e.ts >= w.ws AND e.ts < w.we
+                             WHERE e.campaign = w.campaign AND e.ts >= {ws} AND e.ts < {we}
                                AND e.delivery_id = w.delivery_id AND e.kind = {kind}{human_sql})
                 END)"""
 
@@ -169,50 +212,69 @@ USER_FIGURES = {
 }
 
 
-async def users(conn: asyncpg.Connection, scope: Scope, period: Period,
-                group: str) -> dict[object, Figures]:
+async def users_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
+                         groups: tuple[str, ...] = GROUPS) -> dict[str, dict[object, Figures]]:
     """Distinct users of the deliveries delivered in the period (per day: sent that
-    day) with an open, click or conversion inside the same period (F4, F12)."""
-    out: dict[object, Figures] = defaultdict(Figures)
+    day) with an open, click or conversion inside the same period (F4, F12), for each
+    of ``groups`` at once: the deliveries and their firsts are read once, not per group."""
+    out: dict[str, dict[object, Figures]] = {g: defaultdict(Figures) for g in groups}
     p = Params()
     start, end = p(period.start), p(period.end)
-    if group == "day":
-        tz = p(period.timezone) + "::text"
-        local_day = f"(d.sent_at AT TIME ZONE {tz})::date"
-        window = (f"({local_day})::timestamp AT TIME ZONE {tz} AS ws,"
-                  f" ({local_day} + 1)::timestamp AT TIME ZONE {tz} AS we")
-    else:
-        window = f"{start}::timestamptz AS ws, {end}::timestamptz AS we"
-    key = _key(group, "w", "w.sent_at", p, period.timezone)
-    # per (group, user) whether any of their deliveries had each event, then count
-    # users: one hash aggregation instead of a sorted count(DISTINCT) per figure
-    seen = ",\n".join(f"bool_or({_seen(col, kind, human)}) AS {name}"
-                      for name, (col, kind, human) in USER_FIGURES.items())
+    tz = p(period.timezone) + "::text"
+    local_day = f"(d.sent_at AT TIME ZONE {tz})::date"
     firsts = "LEFT JOIN report_delivery_firsts f ON f.delivery_id = w.delivery_id"
     if scope.campaigns is not None:
         # one campaign's deliveries: look each one up (OFFSET 0 keeps the planner from
         # hashing the whole firsts table, a seq scan that grows with the project)
         firsts = ("LEFT JOIN LATERAL (SELECT * FROM report_delivery_firsts f1"
                   " WHERE f1.delivery_id = w.delivery_id OFFSET 0) f ON true")
+    period_seen = ", ".join(f"{_seen(col, kind, human)} AS {name}"
+                            for name, (col, kind, human) in USER_FIGURES.items())
+    day_seen = ", ".join(f"{_seen(col, kind, human, 'w.ds', 'w.de')} AS day_{name}"
+                         for name, (col, kind, human) in USER_FIGURES.items())
+    any_of = ", ".join(f"bool_or({name}) AS {name}" for name in USER_FIGURES)
+    any_day = ", ".join(f"bool_or(day_{name}) AS {name}" for name in USER_FIGURES)
     counted = ", ".join(f"count(*) FILTER (WHERE {name}) AS {name}" for name in USER_FIGURES)
+    parts = []
+    if "total" in groups:
+        parts.append(f"""SELECT 'total' AS grp, 0 AS task, NULL::date AS day,
+                                count(*) AS delivered_users, {counted}
+                         FROM (SELECT user_id, {any_of} FROM per_task_user GROUP BY 1) t""")
+    if "task" in groups:
+        parts.append(f"""SELECT 'task', schedule_task, NULL::date, count(*), {counted}
+                         FROM per_task_user GROUP BY schedule_task""")
+    if "day" in groups:
+        parts.append(f"""SELECT 'day', 0, day, count(*), {counted}
+                         FROM (SELECT day, user_id, {any_day} FROM seen GROUP BY 1, 2) t
+                         GROUP BY day""")
     sql = f"""
         WITH w AS (
-            SELECT d.delivery_id, d.campaign, d.schedule_task, d.sent_at, d.user_id, {window}
+            SELECT d.delivery_id, d.campaign, d.schedule_task, d.user_id, {local_day} AS day,
+                   ({local_day})::timestamp AT TIME ZONE {tz} AS ds,
+                   ({local_day} + 1)::timestamp AT TIME ZONE {tz} AS de,
+                   {start}::timestamptz AS ws, {end}::timestamptz AS we
             FROM deliveries d
             WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status = {DELIVERED}
               AND NOT d.is_test AND {scope.where(p, 'd')}
-        ), per_user AS (
-            SELECT {key} AS g, w.user_id, {seen}
+        ), seen AS MATERIALIZED (
+            SELECT w.schedule_task, w.user_id, w.day, {period_seen}, {day_seen}
             FROM w {firsts}
-            GROUP BY 1, 2
+        ), per_task_user AS MATERIALIZED (
+            SELECT schedule_task, user_id, {any_of} FROM seen GROUP BY 1, 2
         )
-        SELECT g, count(*) AS delivered_users, {counted}
-        FROM per_user GROUP BY g"""
+        {" UNION ALL ".join(parts)}"""
     for r in await conn.fetch(sql, *p.values):
-        figures = out[r["g"]]
+        key = {"total": 0, "task": r["task"], "day": r["day"]}[r["grp"]]
+        figures = out[r["grp"]][key]
         for name in ("delivered_users", *USER_FIGURES):
             figures.users[name] = r[name]
     return out
+
+
+async def users(conn: asyncpg.Connection, scope: Scope, period: Period,
+                group: str) -> dict[object, Figures]:
+    """users_by_group for one group."""
+    return (await users_by_group(conn, scope, period, (group,)))[group]
 
 
 async def opens_measurable(conn: asyncpg.Connection, scope: Scope) -> bool:
@@ -220,79 +282,183 @@ async def opens_measurable(conn: asyncpg.Connection, scope: Scope) -> bool:
     if scope.channel is not None and scope.channel != 1:
         return False
     p = Params()
-    if scope.campaigns is not None:
-        # read the campaign's deliveries by index; an EXISTS lets the planner gamble on
-        # a seq scan of every delivery, which never ends early for a push campaign
-        sql = f"""SELECT coalesce(bool_or(d.channel = 1 AND d.has_html AND NOT d.is_test),
-                  false) FROM deliveries d WHERE {scope.where(p, 'd')}"""
+    if scope.campaigns is not None and len(scope.campaigns) == 1:
+        # walk one campaign's (campaign, sent_at) index and stop at the first HTML
+        # email; an EXISTS lets the planner gamble on a seq scan of every delivery
+        one = Scope(None, scope.schedule_tasks, None)
+        sql = f"""SELECT EXISTS (SELECT 1 FROM deliveries d
+                  WHERE d.campaign = {p(scope.campaigns[0])} AND {one.where(p, 'd')}
+                  AND d.channel = 1 AND d.has_html AND NOT d.is_test
+                  ORDER BY d.sent_at LIMIT 1)"""
     else:
         sql = f"""SELECT EXISTS (SELECT 1 FROM deliveries d WHERE d.channel = 1
                   AND d.has_html AND NOT d.is_test AND {scope.where(p, 'd')})"""
     return await conn.fetchval(sql, *p.values)
 
 
+def _edge_events(scope: Scope, p: Params, start: datetime, end: datetime, kinds: str) -> str:
+    """FROM and WHERE over raw events of ``kinds`` in [start, end) in scope, test
+    sends left out, with ``d`` and ``c`` joined for the channel."""
+    return f"""FROM events e
+        LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id
+        LEFT JOIN campaigns c ON c.id = e.campaign
+        WHERE e.kind IN ({kinds}) AND e.ts >= {p(start)} AND e.ts < {p(end)}
+          AND NOT coalesce(d.is_test, false)
+          AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}"""
+
+
+async def _link_users(conn: asyncpg.Connection, scope: Scope, period: Period,
+                      include_bots: bool, url_ids: list[int]) -> dict[int, int]:
+    """Distinct users per link clicking inside the period, from report_click_users:
+    a (link, user) whose first or last click is inside clicked inside; one whose
+    clicks surround the period is checked against raw clicks."""
+    p = Params()
+    first, last = ("u.first_click", "u.last_click") if include_bots else (
+        "u.first_human", "u.last_human")
+    start, end = p(period.start), p(period.end)
+    human = "" if include_bots else f" AND {HUMAN_SQL.replace('flags', 'e.flags')}"
+    sql = f"""
+        SELECT url_id, count(*) AS n FROM (
+            SELECT DISTINCT u.url_id, u.user_id
+            FROM report_click_users u
+            WHERE u.url_id = ANY({p(url_ids)}::bigint[]) AND {scope.where(p, 'u')}
+              AND {first} < {end} AND {last} >= {start}
+              AND ({first} >= {start} OR {last} < {end} OR EXISTS (
+                  SELECT 1 FROM deliveries d JOIN events e ON e.delivery_id = d.delivery_id
+                  WHERE d.user_id = u.user_id AND d.campaign = u.campaign
+                    AND d.schedule_task = u.schedule_task AND d.channel = u.channel
+                    AND NOT d.is_test AND e.kind = 2 AND e.url_id = u.url_id
+                    AND e.ts >= {start} AND e.ts < {end}{human}))
+        ) pairs GROUP BY url_id"""
+    return {r["url_id"]: r["n"] for r in await conn.fetch(sql, *p.values)}
+
+
 async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
                         include_bots: bool, limit: int) -> list[dict]:
     """Clicks and distinct clicking users per link URL inside the period, whenever
-    the message was sent (F5), most clicked first."""
-    p = Params()
-    human = HUMAN_SQL.replace("flags", "e.flags")
-    # the campaigns join is only needed to place events without a delivery row by channel
-    campaigns = " LEFT JOIN campaigns c ON c.id = e.campaign" if scope.channel else ""
-    # An event's delivery is always of the event's campaign (both come from one token),
-    # so a campaign's report hashes only that campaign's deliveries, not all of them.
-    deliveries = "deliveries"
-    if scope.campaigns is not None:
-        deliveries = (f"(SELECT delivery_id, user_id, is_test, channel FROM deliveries"
-                      f" WHERE campaign = ANY({p(list(scope.campaigns))}::int[]))")
-    # Two-level aggregation (hash the (url, user) pairs, then count per url) beats
-    # count(DISTINCT). The human test is an aggregate FILTER, not a WHERE: the planner
-    # cannot estimate bit tests on flags and would pick a nested loop over millions.
-    sql = f"""
-        SELECT e.url_id, d.user_id, count(*) FILTER (WHERE {human}) AS h, count(*) AS n
-        FROM events e
-        LEFT JOIN {deliveries} d ON d.delivery_id = e.delivery_id{campaigns}
-        WHERE e.kind = 2 AND e.ts >= {p(period.start)} AND e.ts < {p(period.end)}
-          AND NOT coalesce(d.is_test, false)
-          AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}
-        GROUP BY e.url_id, d.user_id"""
-    if include_bots:
-        per_url = "sum(n)::bigint AS clicks, count(user_id) AS click_users"
-    else:
-        per_url = ("sum(h)::bigint AS clicks,"
-                   " count(user_id) FILTER (WHERE h > 0) AS click_users")
-    sql = f"""
-        SELECT coalesce(u.url, '') AS url, r.clicks, r.click_users
-        FROM (SELECT url_id, {per_url} FROM ({sql}) pairs GROUP BY url_id) r
-        LEFT JOIN urls u ON u.id = r.url_id
-        WHERE r.clicks > 0
-        ORDER BY r.clicks DESC, r.click_users DESC, url
-        LIMIT {p(limit)}"""
-    return [dict(r) for r in await conn.fetch(sql, *p.values)]
+    the message was sent (F5), most clicked first. Clicks come from
+    report_click_hours (raw clicks at the period's edges); users are counted only for
+    the links that can make the list."""
+
+    def rollup(p: Params, key: str, last: str, start: datetime, end: datetime) -> str:
+        return f"""
+            SELECT 0 AS g, 0 AS g_last, h.url_id,
+                   coalesce(sum(h.n) FILTER (WHERE h.human), 0)::bigint AS h,
+                   sum(h.n)::bigint AS n
+            FROM report_click_hours h
+            WHERE h.hour >= {p(start)} AND h.hour < {p(end)} AND {scope.where(p, 'h')}
+            GROUP BY h.url_id"""
+
+    async def raw(start: datetime, end: datetime) -> list:
+        p = Params()
+        human = HUMAN_SQL.replace("flags", "e.flags")
+        sql = f"""SELECT e.url_id, count(*) FILTER (WHERE {human}) AS h, count(*) AS n
+                  {_edge_events(scope, p, start, end, '2')} GROUP BY e.url_id"""
+        return await conn.fetch(sql, *p.values)
+
+    clicks: dict[int, int] = defaultdict(int)
+    for r in await _hourly(conn, period, "total", rollup, raw):
+        clicks[r["url_id"]] += r["n"] if include_bots else r["h"]
+    ranked = sorted((n for n in clicks.values() if n > 0), reverse=True)
+    if not ranked:
+        return []
+    # every link tied with the last one listed may still make the list on users or URL
+    floor = ranked[min(limit, len(ranked)) - 1]
+    candidates = [u for u, n in clicks.items() if n >= floor]
+    link_users = await _link_users(conn, scope, period, include_bots, candidates)
+    texts = {r["id"]: r["url"] for r in await conn.fetch(
+        "SELECT id, url FROM urls WHERE id = ANY($1::bigint[])", candidates)}
+    rows = [{"url": texts.get(u, ""), "clicks": clicks[u], "click_users": link_users.get(u, 0)}
+            for u in candidates]
+    rows.sort(key=lambda r: (-r["clicks"], -r["click_users"], r["url"]))
+    return rows[:limit]
 
 
-async def error_codes(conn: asyncpg.Connection, scope: Scope,
-                      period: Period) -> list[asyncpg.Record]:
+async def error_codes(conn: asyncpg.Connection, scope: Scope, period: Period) -> list[dict]:
     """Failed outcomes sent in the period: per code its count and three most frequent
-    messages (F9). Rows: code, count, message, message_count (top three per code)."""
-    p = Params()
-    sql = f"""
-        WITH m AS (
+    messages (F9). Rows (dicts): code, total, message, n (top three per code), most
+    frequent code first."""
+
+    def rollup(p: Params, key: str, last: str, start: datetime, end: datetime) -> str:
+        return f"""
+            SELECT 0 AS g, 0 AS g_last, h.error_code AS code, h.error_message AS message,
+                   sum(h.n)::bigint AS n
+            FROM report_outcome_hours h
+            WHERE h.hour >= {p(start)} AND h.hour < {p(end)}
+              AND h.status IN ({BOUNCED}, {SOFT_BOUNCED}, {FAILED}) AND {scope.where(p, 'h')}
+            GROUP BY 3, 4"""
+
+    async def raw(start: datetime, end: datetime) -> list:
+        p = Params()
+        sql = f"""
             SELECT d.error_code AS code, d.error_message AS message, count(*) AS n
             FROM deliveries d
-            WHERE d.sent_at >= {p(period.start)} AND d.sent_at < {p(period.end)}
+            WHERE d.sent_at >= {p(start)} AND d.sent_at < {p(end)}
               AND d.status IN ({BOUNCED}, {SOFT_BOUNCED}, {FAILED}) AND NOT d.is_test
               AND {scope.where(p, 'd')}
-            GROUP BY 1, 2
-        ), r AS (
-            SELECT code, message, n, (sum(n) OVER (PARTITION BY code))::bigint AS total,
-                   row_number() OVER (PARTITION BY code
-                                      ORDER BY n DESC, message NULLS LAST) AS rank
-            FROM m
-        )
-        SELECT code, total, message, n FROM r WHERE rank <= 3
-        ORDER BY total DESC, code NULLS LAST, rank"""
-    return await conn.fetch(sql, *p.values)
+            GROUP BY 1, 2"""
+        return await conn.fetch(sql, *p.values)
+
+    messages: dict[object, dict[object, int]] = defaultdict(lambda: defaultdict(int))
+    for r in await _hourly(conn, period, "total", rollup, raw):
+        messages[r["code"]][r["message"]] += r["n"]
+    codes = []
+    for code, by_message in messages.items():
+        found = [(m, n) for m, n in by_message.items() if n]
+        if found:
+            codes.append((code, sum(n for _, n in found), found))
+    codes.sort(key=lambda c: (-c[1], c[0] is None, c[0] or ""))
+    out = []
+    for code, total, found in codes:
+        found.sort(key=lambda mn: (-mn[1], mn[0] is None, mn[0] or ""))
+        out.extend({"code": code, "total": total, "message": m, "n": n} for m, n in found[:3])
+    return out
+
+
+DEVICES_CAVEAT = ("one person may read one message on several devices; "
+                  "these are event counts, not people")
+
+
+async def devices(conn: asyncpg.Connection, scope: Scope, period: Period, *,
+                  opens_ok: bool, include_bots: bool) -> list[dict]:
+    """Opens and clicks inside the period by client family, OS family and device class
+    of their user agent (F22), "unknown" where the user agent is missing or not yet
+    described. Event counts, not people (DEVICES_CAVEAT). Opens are None where they
+    are not measurable (F8)."""
+    described = """coalesce(ua.client_family, 'unknown') AS client,
+                   coalesce(ua.os_family, 'unknown') AS os,
+                   coalesce(ua.device_class, 'unknown') AS device_class"""
+
+    def rollup(p: Params, key: str, last: str, start: datetime, end: datetime) -> str:
+        return f"""
+            SELECT 0 AS g, 0 AS g_last, {described}, a.kind, a.human, sum(a.n)::bigint AS n
+            FROM (SELECT h.ua_id, h.kind, h.human, sum(h.n) AS n FROM report_agent_hours h
+                  WHERE h.hour >= {p(start)} AND h.hour < {p(end)} AND {scope.where(p, 'h')}
+                  GROUP BY 1, 2, 3) a
+            LEFT JOIN user_agents ua ON ua.id = a.ua_id AND a.ua_id <> 0
+            GROUP BY 3, 4, 5, 6, 7"""
+
+    async def raw(start: datetime, end: datetime) -> list:
+        p = Params()
+        human = HUMAN_SQL.replace("flags", "e.flags")
+        sql = f"""
+            SELECT {described}, e.kind, {human} AS human, count(*) AS n
+            {_edge_events(scope, p, start, end, '1, 2').replace(
+                'WHERE', 'LEFT JOIN user_agents ua ON ua.id = e.ua_id AND e.ua_id <> 0 WHERE',
+                1)}
+            GROUP BY 1, 2, 3, 4, 5"""
+        return await conn.fetch(sql, *p.values)
+
+    table: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for r in await _hourly(conn, period, "total", rollup, raw):
+        if include_bots or r["human"]:
+            table[(r["client"], r["os"], r["device_class"])][r["kind"] - 1] += r["n"]
+    rows = [{"client": k[0], "os": k[1], "device_class": k[2],
+             "opens": v[0] if opens_ok else None, "clicks": v[1]}
+            for k, v in table.items() if (v[0] if opens_ok else 0) or v[1]]
+    rows.sort(key=lambda r: (-((r["opens"] or 0) + r["clicks"]), r["client"], r["os"],
+                             r["device_class"]))
+    return rows
 
 
 def dense_days(period: Period, found: set) -> list[date]:

@@ -36,7 +36,7 @@ def row(f: fig.Figures, *, opens_ok: bool, include_bots: bool) -> dict:
     }
 
 
-def error_table(rows: list[asyncpg.Record]) -> list[dict]:
+def error_table(rows: list) -> list[dict]:
     table: dict[object, dict] = {}
     for r in rows:
         entry = table.get(r["code"])
@@ -60,6 +60,8 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
                      await fig.outcomes(conn, scope, period, "day"))
         ranking = await fig.click_ranking(conn, scope, period, opts.include_bots, opts.links)
         errors = error_table(await fig.error_codes(conn, scope, period))
+        devices = await fig.devices(conn, scope, period, opens_ok=opens_ok,
+                                    include_bots=opts.include_bots)
     return {
         "from": period.first.isoformat(),
         "to": period.last.isoformat(),
@@ -70,6 +72,8 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
         **row(total, opens_ok=opens_ok, include_bots=opts.include_bots),
         "click_ranking": ranking,
         "error_codes": errors,
+        "devices": devices,
+        "devices_caveat": fig.DEVICES_CAVEAT,
         "days": [{"date": d.isoformat(), **row(days.get(d, fig.Figures()), opens_ok=opens_ok,
                                                 include_bots=opts.include_bots)}
                  for d in fig.dense_days(period, set(days))],

@@ -8,12 +8,22 @@ these tables for whole hours and stay exactly equal to the raw events.
   kind, human) for the count figures.
 * report_delivery_firsts: per delivery the first open, click and conversion, for the
   unique-user figures.
+* report_click_hours, report_click_users: clicks per link and hour, and per (link,
+  user) the first and last click, for the click ranking (sql/040_report_speed.sql).
+* report_agent_hours: opens and clicks per user agent and hour (F22 breakdown).
 
-Rows are sorted by key before the upserts so that concurrent shippers (one per
-worker) lock counter rows in the same order and never deadlock.
+``apply`` is on the serving process's hot path: it aggregates the batch in Python
+(one row per hour and key, one per delivery, one per link and user) and sends only
+the aggregates, after one look-up of the batch's deliveries. Rows are sorted by key
+before the upserts so that concurrent shippers (one per worker) lock counter rows in
+the same order and never deadlock. Outcome counts (report_outcome_hours) are kept by
+triggers on deliveries instead, since many writers change deliveries.
 """
 
 from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
 
 import asyncpg
 
@@ -21,38 +31,47 @@ import asyncpg
 #: tracker/reports and sql/020_reports.sql use the same expression.
 HUMAN_SQL = "((flags & 1) = 0 AND ((flags >> 1) & 7) IN (0, 2))"
 
-_UNNEST = (
-    "unnest($1::timestamptz[], $2::bigint[], $3::int[], $4::int[], $5::int2[], $6::int2[])"
-    " AS r(ts, delivery_id, campaign, schedule_task, kind, flags)"
-)
+_CHANNEL_OF_CAMPAIGN = {"push": 2, "line": 3}
 
-_HOURS = f"""
-INSERT INTO report_event_hours AS h (hour, n, campaign, schedule_task, channel, kind, human)
-SELECT date_trunc('hour', r.ts, 'UTC'), count(*), r.campaign, r.schedule_task,
-       coalesce(d.channel, CASE c.channel WHEN 'push' THEN 2 WHEN 'line' THEN 3 ELSE 1 END),
-       r.kind, {HUMAN_SQL.replace('flags', 'r.flags')}
-FROM {_UNNEST}
-LEFT JOIN deliveries d ON d.delivery_id = r.delivery_id
-LEFT JOIN campaigns c ON c.id = r.campaign
-WHERE NOT coalesce(d.is_test, false)
-GROUP BY 1, 3, 4, 5, 6, 7
-ORDER BY 3, 1, 4, 5, 6, 7
+
+def is_human(flags: int) -> bool:
+    """HUMAN_SQL in Python."""
+    return (flags & 1) == 0 and ((flags >> 1) & 7) in (0, 2)
+
+
+def _hour(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+_HOURS = """
+INSERT INTO report_event_hours AS h (campaign, hour, schedule_task, channel, kind, human, n)
+SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::int2[], $5::int2[],
+                     $6::bool[], $7::bigint[])
 ON CONFLICT (campaign, hour, schedule_task, channel, kind, human)
 DO UPDATE SET n = h.n + EXCLUDED.n
 """
 
-_FIRSTS = f"""
+_CLICK_HOURS = """
+INSERT INTO report_click_hours AS h (campaign, hour, schedule_task, channel, url_id, human, n)
+SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::int2[], $5::bigint[],
+                     $6::bool[], $7::bigint[])
+ON CONFLICT (campaign, hour, schedule_task, channel, url_id, human)
+DO UPDATE SET n = h.n + EXCLUDED.n
+"""
+
+_AGENT_HOURS = """
+INSERT INTO report_agent_hours AS h (campaign, hour, schedule_task, channel, ua_id, kind,
+                                     human, n)
+SELECT * FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::int2[], $5::bigint[],
+                     $6::int2[], $7::bool[], $8::bigint[])
+ON CONFLICT (campaign, hour, schedule_task, channel, ua_id, kind, human)
+DO UPDATE SET n = h.n + EXCLUDED.n
+"""
+
+_FIRSTS = """
 INSERT INTO report_delivery_firsts AS f
-SELECT r.delivery_id,
-       min(r.ts) FILTER (WHERE r.kind = 1),
-       min(r.ts) FILTER (WHERE r.kind = 1 AND {HUMAN_SQL.replace('flags', 'r.flags')}),
-       min(r.ts) FILTER (WHERE r.kind = 2),
-       min(r.ts) FILTER (WHERE r.kind = 2 AND {HUMAN_SQL.replace('flags', 'r.flags')}),
-       min(r.ts) FILTER (WHERE r.kind = 5)
-FROM {_UNNEST}
-WHERE r.kind IN (1, 2, 5)
-GROUP BY r.delivery_id
-ORDER BY r.delivery_id
+SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],
+                     $5::timestamptz[], $6::timestamptz[])
 ON CONFLICT (delivery_id) DO UPDATE SET
     first_open = least(f.first_open, EXCLUDED.first_open),
     first_human_open = least(f.first_human_open, EXCLUDED.first_human_open),
@@ -61,39 +80,120 @@ ON CONFLICT (delivery_id) DO UPDATE SET
     first_conversion = least(f.first_conversion, EXCLUDED.first_conversion)
 """
 
+_CLICK_USERS = """
+INSERT INTO report_click_users AS u
+SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::int[], $5::int2[],
+                     $6::timestamptz[], $7::timestamptz[], $8::timestamptz[],
+                     $9::timestamptz[])
+ON CONFLICT (campaign, url_id, user_id, schedule_task, channel) DO UPDATE SET
+    first_click = least(u.first_click, EXCLUDED.first_click),
+    last_click = greatest(u.last_click, EXCLUDED.last_click),
+    first_human = least(u.first_human, EXCLUDED.first_human),
+    last_human = greatest(u.last_human, EXCLUDED.last_human)
+"""
+
+
+def _min(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b < a else a
+
+
+def _max(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    return [[r[i] for r in rows] for i in range(width)]
+
 
 async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
-    """Fold landed event rows (tracker.store.events.EVENT_COLUMNS order, ts a
-    datetime) into the rollup tables."""
+    """Fold landed event rows (tracker.store.events.EVENT_COLUMNS order: ts, delivery_id,
+    url_id, ua_id, campaign, schedule_task, kind, flags, link_position; ts a datetime)
+    into the rollup tables."""
     if not rows:
         return
-    columns = (
-        [r[0] for r in rows], [r[1] for r in rows], [r[4] for r in rows],
-        [r[5] for r in rows], [r[6] for r in rows], [r[7] for r in rows],
-    )
-    await conn.execute(_HOURS, *columns)
-    if any(r[6] in (1, 2, 5) for r in rows):
-        await conn.execute(_FIRSTS, *columns)
+    found = await conn.fetch(
+        "SELECT d.delivery_id, d.channel, d.is_test, d.user_id FROM deliveries d"
+        " WHERE d.delivery_id = ANY($1::bigint[])", list({r[1] for r in rows}))
+    known = {r["delivery_id"]: r for r in found}
+    fallback: dict[int, int] = {}
+    missing = {r[4] for r in rows if r[1] not in known}
+    if missing:
+        for c in await conn.fetch("SELECT id, channel FROM campaigns WHERE id = ANY($1::int[])",
+                                  list(missing)):
+            fallback[c["id"]] = _CHANNEL_OF_CAMPAIGN.get(c["channel"], 1)
+    hours: dict[tuple, int] = defaultdict(int)
+    clicks: dict[tuple, int] = defaultdict(int)
+    agents: dict[tuple, int] = defaultdict(int)
+    firsts: dict[int, list] = {}
+    users: dict[tuple, list] = {}
+    for ts, did, url_id, ua_id, campaign, task, kind, flags, _ in rows:
+        delivery = known.get(did)
+        human = is_human(flags)
+        if kind in (1, 2, 5):
+            # first-event times count test sends too: the user figures read deliveries,
+            # which exclude them (same as the backfill)
+            first = firsts.setdefault(did, [None] * 5)
+            slot = {1: 0, 2: 2, 5: 4}[kind]
+            first[slot] = _min(first[slot], ts)
+            if human and kind != 5:
+                first[slot + 1] = _min(first[slot + 1], ts)
+        if delivery is not None and delivery["is_test"]:
+            continue
+        channel = delivery["channel"] if delivery is not None else fallback.get(campaign, 1)
+        hour = _hour(ts)
+        hours[(campaign, hour, task, channel, kind, human)] += 1
+        if kind in (1, 2):
+            agents[(campaign, hour, task, channel, ua_id, kind, human)] += 1
+        if kind == 2:
+            clicks[(campaign, hour, task, channel, url_id, human)] += 1
+            if delivery is not None:
+                u = users.setdefault((campaign, url_id, delivery["user_id"], task, channel),
+                                     [None] * 4)
+                u[0], u[1] = _min(u[0], ts), _max(u[1], ts)
+                if human:
+                    u[2], u[3] = _min(u[2], ts), _max(u[3], ts)
+    if hours:
+        await conn.execute(_HOURS, *_columns(
+            [(*k, n) for k, n in sorted(hours.items())], 7))
+    if firsts:
+        await conn.execute(_FIRSTS, *_columns(
+            [(did, *f) for did, f in sorted(firsts.items())], 6))
+    if clicks:
+        await conn.execute(_CLICK_HOURS, *_columns(
+            [(*k, n) for k, n in sorted(clicks.items())], 7))
+    if users:
+        await conn.execute(_CLICK_USERS, *_columns(
+            [(*k, *v) for k, v in sorted(users.items())], 9))
+    if agents:
+        await conn.execute(_AGENT_HOURS, *_columns(
+            [(*k, n) for k, n in sorted(agents.items())], 8))
+
+
+def _channel(alias: str = "d") -> str:
+    return (f"coalesce({alias}.channel,"
+            " CASE c.channel WHEN 'push' THEN 2 WHEN 'line' THEN 3 ELSE 1 END)")
 
 
 async def rebuild(conn: asyncpg.Connection) -> None:
-    """Recompute both rollups from the event log (after a bulk load that bypassed the
-    shipper, or to prove they match); same SQL as the backfill in 020_reports.sql."""
+    """Recompute every rollup from the event log and deliveries (after a bulk load that
+    bypassed the shipper, or to prove they match); same SQL as the backfills in
+    020_reports.sql and 040_report_speed.sql."""
+    human = HUMAN_SQL.replace("flags", "e.flags")
+    events = ("FROM events e LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id"
+              " LEFT JOIN campaigns c ON c.id = e.campaign")
     async with conn.transaction():
         await conn.execute("LOCK TABLE events IN SHARE MODE")
-        await conn.execute("TRUNCATE report_event_hours, report_delivery_firsts")
+        await conn.execute("LOCK TABLE deliveries IN SHARE MODE")
+        await conn.execute("TRUNCATE report_event_hours, report_delivery_firsts,"
+                           " report_outcome_hours, report_click_hours, report_click_users,"
+                           " report_agent_hours")
         await conn.execute(f"""
-            INSERT INTO report_event_hours (hour, n, campaign, schedule_task, channel, kind,
-                                            human)
-            SELECT date_trunc('hour', e.ts, 'UTC'), count(*), e.campaign, e.schedule_task,
-                   coalesce(d.channel,
-                            CASE c.channel WHEN 'push' THEN 2 WHEN 'line' THEN 3 ELSE 1 END),
-                   e.kind, {HUMAN_SQL.replace('flags', 'e.flags')}
-            FROM events e
-            LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id
-            LEFT JOIN campaigns c ON c.id = e.campaign
-            WHERE NOT coalesce(d.is_test, false)
-            GROUP BY 1, 3, 4, 5, 6, 7""")
+            INSERT INTO report_event_hours (campaign, hour, schedule_task, channel, kind,
+                                            human, n)
+            SELECT e.campaign, date_trunc('hour', e.ts, 'UTC'), e.schedule_task, {_channel()},
+                   e.kind, {human}, count(*)
+            {events} WHERE NOT coalesce(d.is_test, false)
+            GROUP BY 1, 2, 3, 4, 5, 6""")
         await conn.execute(f"""
             INSERT INTO report_delivery_firsts
             SELECT delivery_id,
@@ -104,3 +204,34 @@ async def rebuild(conn: asyncpg.Connection) -> None:
                    min(ts) FILTER (WHERE kind = 5)
             FROM events WHERE kind IN (1, 2, 5)
             GROUP BY delivery_id""")
+        await conn.execute("""
+            INSERT INTO report_outcome_hours (campaign, hour, schedule_task, channel, status,
+                                              error_code, error_message, n)
+            SELECT campaign, date_trunc('hour', coalesce(sent_at, created_at), 'UTC'),
+                   schedule_task, channel, status, error_code, error_message, count(*)
+            FROM deliveries
+            WHERE status BETWEEN 1 AND 5 AND NOT is_test
+              AND (sent_at IS NOT NULL OR status = 5)
+            GROUP BY 1, 2, 3, 4, 5, 6, 7""")
+        await conn.execute(f"""
+            INSERT INTO report_click_hours (campaign, hour, schedule_task, channel, url_id,
+                                            human, n)
+            SELECT e.campaign, date_trunc('hour', e.ts, 'UTC'), e.schedule_task, {_channel()},
+                   e.url_id, {human}, count(*)
+            {events} WHERE e.kind = 2 AND NOT coalesce(d.is_test, false)
+            GROUP BY 1, 2, 3, 4, 5, 6""")
+        await conn.execute(f"""
+            INSERT INTO report_click_users
+            SELECT e.campaign, e.url_id, d.user_id, e.schedule_task, d.channel, min(e.ts),
+                   max(e.ts), min(e.ts) FILTER (WHERE {human}),
+                   max(e.ts) FILTER (WHERE {human})
+            FROM events e JOIN deliveries d ON d.delivery_id = e.delivery_id
+            WHERE e.kind = 2 AND NOT d.is_test
+            GROUP BY 1, 2, 3, 4, 5""")
+        await conn.execute(f"""
+            INSERT INTO report_agent_hours (campaign, hour, schedule_task, channel, ua_id,
+                                            kind, human, n)
+            SELECT e.campaign, date_trunc('hour', e.ts, 'UTC'), e.schedule_task, {_channel()},
+                   e.ua_id, e.kind, {human}, count(*)
+            {events} WHERE e.kind IN (1, 2) AND NOT coalesce(d.is_test, false)
+            GROUP BY 1, 2, 3, 4, 5, 6, 7""")

@@ -106,7 +106,7 @@ class Edge:
         if data is not None and not data.is_test and self.recorder is not None:
             await self.recorder.record(scope["headers"], method, data, Kind.OPEN,
                                        client=scope.get("client"))
-        metrics.OPEN_OK.inc()
+        metrics.OPEN_OK.value += 1
         await send(_PIXEL_START)
         await send(_PIXEL_BODY if method == "GET" else _EMPTY_BODY)
 
@@ -119,7 +119,7 @@ class Edge:
             data = self.codec.verify(Purpose.CLICK, token)
             location = to_location(data.url)
         except (InvalidToken, ValueError):
-            metrics.CLICK_BAD.inc()
+            metrics.CLICK_BAD.value += 1
             await send(_NOT_FOUND_START)
             await send(_NOT_FOUND_BODY if method == "GET" else _EMPTY_BODY)
             return
@@ -127,7 +127,7 @@ class Edge:
             await self.recorder.record(scope["headers"], method, data, Kind.CLICK,
                                        data.link_position, data.url.encode("utf-8"),
                                        client=scope.get("client"))
-        metrics.CLICK_OK.inc()
+        metrics.CLICK_OK.value += 1
         await send({
             "type": "http.response.start",
             "status": 302,

@@ -1,14 +1,20 @@
 """Observability: Prometheus metrics (prometheus_client: the reference client, well
 kept) and the one-line log format.
 
-Counters live in module globals because the hot path must not look them up.
+Counters live in module globals because the hot path must not look them up. The
+per-hit ones are ``Tally`` objects, plain integers bumped with ``.value += 1`` and
+read by a collector at scrape time: prometheus_client's ``Counter.inc`` takes a lock,
+and at three or four per hit that was a measurable share of the hot path.
 
 Several workers: each uvicorn worker is its own process with its own counters, and a
 scrape reaches whichever worker accepts it. We chose prometheus_client's standard
 multiprocess mode, switched on by its own variable: set ``PROMETHEUS_MULTIPROC_DIR``
 to an empty directory before ``tracker serve --workers N`` and every worker's
-counters are summed at each scrape (gauges: the live workers' sum). Unset (one
-worker, the default), metrics stay in memory and cost nothing extra on the hot path.
+counters are summed at each scrape (gauges: the live workers' sum); ``tracker serve
+--workers N`` (N > 1) sets it to an emptied directory under the data directory by
+itself. In that mode each tally forwards every bump to a file-backed counter at once
+(a scrape must see other workers' hits without delay). Unset (one worker, the
+default), metrics stay in memory and cost nothing extra on the hot path.
 """
 
 from __future__ import annotations
@@ -27,13 +33,80 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 
-REQUESTS = Counter("tracker_requests_total", "Tracking requests by endpoint and status",
-                   ["endpoint", "status"])
-EVENTS_ACCEPTED = Counter("tracker_events_accepted_total", "Hits with a valid token to record")
-EVENTS_JOURNALED = Counter("tracker_events_journaled_total", "Events durable in the journal")
-EVENTS_DROPPED = Counter("tracker_events_dropped_total",
-                         "Events that could not be journaled (disk full, I/O error)")
+#: prometheus_client's multiprocess mode (its own variable), fixed at import as it is
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class Tally:
+    """A counter for the hot path: ``tally.value += 1``, no lock (one event loop
+    bumps it), read by ``_TallyCollector`` at scrape time."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class _ForwardingTally:
+    """Multiprocess mode: the same ``.value += 1`` interface, every bump passed on to
+    prometheus_client's file-backed counter, which the scraping worker reads."""
+
+    __slots__ = ("_child", "_value")
+
+    def __init__(self, child: Counter) -> None:
+        self._child = child
+        self._value = 0
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    @value.setter
+    def value(self, new: int) -> None:
+        self._child.inc(new - self._value)
+        self._value = new
+
+
+#: (name, help, label names, {label values: tally}) of every tally, for the collector
+_TALLIES: list[tuple[str, str, list[str], dict[tuple[str, ...], Tally]]] = []
+
+
+def _tally(name: str, documentation: str, labelnames: tuple[str, ...] = (),
+           *labelsets: tuple[str, ...]) -> list[Tally | _ForwardingTally]:
+    """Tallies for ``name`` (one per label set, or one without labels)."""
+    labelsets = labelsets or ((),)
+    if MULTIPROCESS:
+        counter = Counter(name, documentation, list(labelnames))
+        return [_ForwardingTally(counter.labels(*ls) if ls else counter) for ls in labelsets]
+    tallies = {ls: Tally() for ls in labelsets}
+    _TALLIES.append((name, documentation, list(labelnames), tallies))
+    return list(tallies.values())
+
+
+class _TallyCollector:
+    """Exposes the tallies as counters, under the names they always had."""
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+        for name, documentation, labelnames, tallies in _TALLIES:
+            family = CounterMetricFamily(name.removesuffix("_total"), documentation,
+                                         labels=labelnames)
+            for labels, tally in tallies.items():
+                family.add_metric(list(labels), tally.value)
+            yield family
+
+
+if not MULTIPROCESS:
+    REGISTRY.register(_TallyCollector())
+
+OPEN_OK, CLICK_OK, CLICK_BAD = _tally(
+    "tracker_requests_total", "Tracking requests by endpoint and status", ("endpoint", "status"),
+    ("open", "200"), ("click", "302"), ("click", "404"))
+(EVENTS_ACCEPTED,) = _tally("tracker_events_accepted_total", "Hits with a valid token to record")
+(EVENTS_JOURNALED,) = _tally("tracker_events_journaled_total", "Events durable in the journal")
+(EVENTS_DROPPED,) = _tally("tracker_events_dropped_total",
+                           "Events that could not be journaled (disk full, I/O error)")
 EVENTS_LANDED = Counter("tracker_events_landed_total", "Events committed to PostgreSQL")
 JOURNAL_BACKLOG = Gauge("tracker_journal_backlog_bytes",
                         "Journal bytes on disk not yet in PostgreSQL (own and adopted journals)",
@@ -49,10 +122,6 @@ BATCH_SIZE = Histogram("tracker_ship_batch_events", "Events per shipped batch",
                        buckets=(1, 10, 100, 1000, 5000, 20000))
 COPY_SECONDS = Histogram("tracker_ship_seconds", "Time to land one batch (COPY and commit)")
 DATABASE_ERRORS = Counter("tracker_database_errors_total", "Failed attempts to reach PostgreSQL")
-
-OPEN_OK = REQUESTS.labels("open", "200")
-CLICK_OK = REQUESTS.labels("click", "302")
-CLICK_BAD = REQUESTS.labels("click", "404")
 
 
 def render() -> tuple[bytes, str]:

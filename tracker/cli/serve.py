@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -14,6 +16,16 @@ from tracker.cli.database import database_url, migrate_or_exit, settings_or_exit
 
 def _printable(dsn: str) -> str:
     return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", dsn)
+
+
+def _metrics_dir(data_dir: Path) -> Path:
+    """An emptied directory for prometheus_client's multiprocess files: with several
+    workers each writes its counters there and a scrape sums them all (see
+    tracker/metrics.py). Files of an earlier run would be summed too: removed first."""
+    directory = data_dir / "prometheus"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
 
 
 @click.command()
@@ -33,6 +45,8 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     # the workers read the same settings; the embedded database's DSN goes to them here
     os.environ["TRACKER_DATABASE_URL"] = dsn
     os.environ["TRACKER_DATA_DIR"] = str(settings.data_dir)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings.data_dir))
     click.echo(f"tracker: listening on http://{host}:{port} with {workers} worker(s)")
     where = "embedded PostgreSQL in " + str(settings.data_dir / "pgdata") \
         if not settings.database_url else _printable(dsn)

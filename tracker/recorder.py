@@ -3,6 +3,11 @@
 Shared by the edge (/o, /c) and the unsubscribe page (/u), so every kind of hit
 is recorded the same way: the event, plus dictionary definitions for its user
 agent and URL, framed and appended in one piece.
+
+A definition is written until one append carrying it has been acknowledged, then
+no more: it is then in this process's journal ahead of every later event naming
+it, and the shipper lands a journal in order (definitions in the same transaction
+as the events after them), whoever ships it. Most hits thus journal one frame.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from tracker.journal import Journal, frame
 from tracker.tokens import TokenData
 
 _UA_CACHE_LIMIT = 20_000
+_URL_CACHE_LIMIT = 20_000
+#: dictionary ids known durable in the journal; past this many, forgotten (and re-sent)
+_WRITTEN_LIMIT = 200_000
 MAX_USER_AGENT_BYTES = 1000
 
 
@@ -23,6 +31,11 @@ class Recorder:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self._ua_cache: dict[bytes, tuple[int, bytes]] = {}
+        self._url_cache: dict[bytes, tuple[int, bytes]] = {}
+        # ids whose definition is durable, per dictionary (a URL and a user agent may
+        # be the same bytes)
+        self._written_uas: set[int] = set()
+        self._written_urls: set[int] = set()
         self._bursts = BurstDetector()
 
     async def record(self, headers: list[tuple[bytes, bytes]], method: str, data: TokenData,
@@ -33,7 +46,7 @@ class Recorder:
         The event carries the classifier's verdict (human, machine open, scanner
         click...) so reports can count people; ``client`` (the peer address) is
         looked at for that and never stored."""
-        metrics.EVENTS_ACCEPTED.inc()
+        metrics.EVENTS_ACCEPTED.value += 1
         records = []
         ua_id = 0
         user_agent = None
@@ -41,7 +54,8 @@ class Recorder:
             if name == b"user-agent":
                 user_agent = value
                 ua_id, definition = self._user_agent(value)
-                records.append(definition)
+                if ua_id not in self._written_uas:
+                    records.append(definition)
                 break
         verdict = classify_hit(user_agent, method, kind)
         if client is not None:
@@ -51,18 +65,33 @@ class Recorder:
             verdict = Verdict.SCANNER_CLICK
         url_id = 0
         if url:
-            url_id = dictionary_id(url)
-            records.append(frame(encode_definition(Dictionary.URL, url_id, url)))
+            url_id, definition = self._url(url)
+            if url_id not in self._written_urls:
+                records.append(definition)
         flags = to_flags(verdict) | (Flag.HEAD if method == "HEAD" else 0)
         records.append(frame(encode_event(
             time.time_ns() // 1000, data.delivery_id, url_id, ua_id, data.campaign,
             data.schedule_task, kind, flags, position,
         )))
+        defined = len(records) > 1
         if await self.journal.append(b"".join(records)):
-            metrics.EVENTS_JOURNALED.inc()
+            metrics.EVENTS_JOURNALED.value += 1
+            if defined:
+                _remember(self._written_uas, ua_id)
+                _remember(self._written_urls, url_id)
             return True
-        metrics.EVENTS_DROPPED.inc()
+        metrics.EVENTS_DROPPED.value += 1
         return False
+
+    def _url(self, url: bytes) -> tuple[int, bytes]:
+        cached = self._url_cache.get(url)
+        if cached is None:
+            if len(self._url_cache) >= _URL_CACHE_LIMIT:
+                self._url_cache.clear()
+            ident = dictionary_id(url)
+            cached = self._url_cache[url] = (
+                ident, frame(encode_definition(Dictionary.URL, ident, url)))
+        return cached
 
     def _user_agent(self, value: bytes) -> tuple[int, bytes]:
         cached = self._ua_cache.get(value)
@@ -74,3 +103,10 @@ class Recorder:
             cached = self._ua_cache[value] = (
                 ident, frame(encode_definition(Dictionary.USER_AGENT, ident, kept)))
         return cached
+
+
+def _remember(written: set[int], ident: int) -> None:
+    if ident:
+        if len(written) >= _WRITTEN_LIMIT:
+            written.clear()
+        written.add(ident)

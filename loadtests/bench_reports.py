@@ -69,7 +69,8 @@ async def generate(conn: asyncpg.Connection, n_deliveries: int, n_events: int,
                    n_campaigns: int) -> None:
     rng = random.Random(5)
     await conn.execute("TRUNCATE campaigns, schedule_tasks, deliveries, events, urls,"
-                       " report_event_hours, report_delivery_firsts CASCADE")
+                       " report_event_hours, report_delivery_firsts, report_outcome_hours,"
+                       " report_click_hours, report_click_users, report_agent_hours CASCADE")
     for m in range(14):
         await conn.execute("SELECT tracker_ensure_month_partition($1)",
                            date(2025 + m // 12, m % 12 + 1, 1))
@@ -197,6 +198,8 @@ async def bench(conn: asyncpg.Connection, queries: int) -> None:
             ("outcomes days", fig.outcomes(conn, scope, year.period, "day")),
             ("click ranking", fig.click_ranking(conn, scope, year.period, False, 100)),
             ("error codes", fig.error_codes(conn, scope, year.period)),
+            ("devices", fig.devices(conn, scope, year.period, opens_ok=True,
+                                    include_bots=False)),
             ("opens measurable", fig.opens_measurable(conn, scope))):
         print(f"  project year, {name}: {(await timed(coro))[0] * 1000:.0f} ms")
     runs = []

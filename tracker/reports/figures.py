@@ -89,37 +89,19 @@ async def _raw_counts(conn: asyncpg.Connection, scope: Scope, period: Period, gr
 async def counts(conn: asyncpg.Connection, scope: Scope, period: Period,
                  group: str) -> dict[object, Figures]:
     """Event counts by (kind, human) inside the period, per group key."""
-    out: dict[object, Figures] = defaultdict(Figures)
-    inner_start, inner_end = _ceil_hour(period.start), _floor_hour(period.end)
-    rows: list = []
-    raw_ranges: list[tuple[datetime, datetime]] = []
-    if inner_start < inner_end:
-        p = Params()
-        if group == "day":
-            tz = p(period.timezone) + "::text"
-            key = f"(h.hour AT TIME ZONE {tz})::date"
-            last = f"((h.hour + interval '59 min 59.999999 s') AT TIME ZONE {tz})::date"
-        else:
-            key = _key(group, "h", "h.hour", p, period.timezone)
-            last = key
-        sql = f"""
+
+    def rollup(p: Params, key: str, last: str, start: datetime, end: datetime) -> str:
+        return f"""
             SELECT {key} AS g, {last} AS g_last, h.kind, h.human, sum(h.n)::bigint AS n
             FROM report_event_hours h
-            WHERE h.hour >= {p(inner_start)} AND h.hour < {p(inner_end)}
-              AND {scope.where(p, 'h')}
+            WHERE h.hour >= {p(start)} AND h.hour < {p(end)} AND {scope.where(p, 'h')}
             GROUP BY 1, 2, 3, 4"""
-        rows = await conn.fetch(sql, *p.values)
-        if any(r["g"] != r["g_last"] for r in rows):
-            # an hour bucket straddles a local midnight: this zone needs raw events
-            rows, raw_ranges = [], [(period.start, period.end)]
-        else:
-            raw_ranges = [(period.start, inner_start), (inner_end, period.end)]
-    else:
-        raw_ranges = [(period.start, period.end)]
-    for start, end in raw_ranges:
-        if start < end:
-            rows.extend(await _raw_counts(conn, scope, period, group, start, end))
-    for r in rows:
+
+    async def raw(start: datetime, end: datetime) -> list:
+        return list(await _raw_counts(conn, scope, period, group, start, end))
+
+    out: dict[object, Figures] = defaultdict(Figures)
+    for r in await _hourly(conn, period, group, rollup, raw):
         out[r["g"]].events[(r["kind"], r["human"])] += r["n"]
     return out
 

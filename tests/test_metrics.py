@@ -122,7 +122,13 @@ def test_multiprocess_mode_sums_every_workers_counters(start_service, tmp_path: 
     metrics_dir = tmp_path / "prom"
     metrics_dir.mkdir()
     service: Service = start_service(workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
-    urls = [mint_url(service, "open", user=f"mp{i}") for i in range(20)]
+    assert_scrapes_sum_every_worker(service, metrics_dir, "mp")
+
+
+def assert_scrapes_sum_every_worker(service: Service, metrics_dir: Path, prefix: str) -> None:
+    """20 hits on fresh connections (so both workers get some); every scrape,
+    whichever worker answers it, counts all 20, and each worker keeps its own file."""
+    urls = [mint_url(service, "open", user=f"{prefix}{i}") for i in range(20)]
     for url in urls:
         with service.client() as http:  # a new connection each: both workers get some
             assert http.get(url).status_code == 200

@@ -20,8 +20,7 @@ from tracker.events import Dictionary, Flag, Kind, dictionary_id, encode_definit
 from tracker.journal import Journal, frame
 from tracker.tokens import TokenData
 
-_UA_CACHE_LIMIT = 20_000
-_URL_CACHE_LIMIT = 20_000
+_CACHE_LIMIT = 20_000
 #: dictionary ids known durable in the journal; past this many, forgotten (and re-sent)
 _WRITTEN_LIMIT = 200_000
 MAX_USER_AGENT_BYTES = 1000
@@ -30,8 +29,8 @@ MAX_USER_AGENT_BYTES = 1000
 class Recorder:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._ua_cache: dict[bytes, tuple[int, bytes]] = {}
-        self._url_cache: dict[bytes, tuple[int, bytes]] = {}
+        self._user_agent = _Definitions(Dictionary.USER_AGENT, MAX_USER_AGENT_BYTES)
+        self._url = _Definitions(Dictionary.URL)
         # ids whose definition is durable, per dictionary (a URL and a user agent may
         # be the same bytes)
         self._written_uas: set[int] = set()
@@ -83,30 +82,32 @@ class Recorder:
         metrics.EVENTS_DROPPED.value += 1
         return False
 
-    def _url(self, url: bytes) -> tuple[int, bytes]:
-        cached = self._url_cache.get(url)
-        if cached is None:
-            if len(self._url_cache) >= _URL_CACHE_LIMIT:
-                self._url_cache.clear()
-            ident = dictionary_id(url)
-            cached = self._url_cache[url] = (
-                ident, frame(encode_definition(Dictionary.URL, ident, url)))
-        return cached
-
-    def _user_agent(self, value: bytes) -> tuple[int, bytes]:
-        cached = self._ua_cache.get(value)
-        if cached is None:
-            if len(self._ua_cache) >= _UA_CACHE_LIMIT:
-                self._ua_cache.clear()
-            kept = value[:MAX_USER_AGENT_BYTES]
-            ident = dictionary_id(kept)
-            cached = self._ua_cache[value] = (
-                ident, frame(encode_definition(Dictionary.USER_AGENT, ident, kept)))
-        return cached
-
 
 def _remember(written: set[int], ident: int) -> None:
     if ident:
         if len(written) >= _WRITTEN_LIMIT:
             written.clear()
         written.add(ident)
+
+
+class _Definitions:
+    """Id and framed journal definition of each URL or user agent, made once per
+    distinct value (bounded: cleared when full) so the hot path only looks them up."""
+
+    __slots__ = ("_cache", "_dictionary", "_max_bytes")
+
+    def __init__(self, dictionary: Dictionary, max_bytes: int | None = None) -> None:
+        self._cache: dict[bytes, tuple[int, bytes]] = {}
+        self._dictionary = dictionary
+        self._max_bytes = max_bytes
+
+    def __call__(self, value: bytes) -> tuple[int, bytes]:
+        cached = self._cache.get(value)
+        if cached is None:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            kept = value if self._max_bytes is None else value[: self._max_bytes]
+            ident = dictionary_id(kept)
+            cached = self._cache[value] = (
+                ident, frame(encode_definition(self._dictionary, ident, kept)))
+        return cached

@@ -38,6 +38,7 @@ import asyncpg
 from tracker.events import dictionary_id
 from tracker.migrate import migrate
 from tracker.reports import campaign as campaign_report
+from tracker.reports import clicks
 from tracker.reports import project as project_report
 from tracker.reports.csv import report_csv
 from tracker.reports.options import options
@@ -196,7 +197,7 @@ async def bench(conn: asyncpg.Connection, queries: int) -> None:
             ("counts days", fig.counts(conn, scope, year.period, "day")),
             ("outcomes total", fig.outcomes(conn, scope, year.period, "total")),
             ("outcomes days", fig.outcomes(conn, scope, year.period, "day")),
-            ("click ranking", fig.click_ranking(conn, scope, year.period, False, 100)),
+            ("click ranking", clicks.click_ranking(conn, scope, year.period, False, 100)),
             ("error codes", fig.error_codes(conn, scope, year.period)),
             ("devices", fig.devices(conn, scope, year.period, opens_ok=True,
                                     include_bots=False)),

@@ -7,6 +7,7 @@ import json
 
 import asyncpg
 
+from tracker.reports import clicks
 from tracker.reports import figures as fig
 from tracker.reports.options import Options, ReportError, resolve
 
@@ -105,7 +106,7 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
         groups = await grouped(conn, scope, period)
         total = groups["total"].get(0, fig.Figures())
         days, tasks = groups["day"], groups["task"]
-        ranking = await fig.click_ranking(conn, scope, period, opts.include_bots, opts.links)
+        ranking = await clicks.click_ranking(conn, scope, period, opts.include_bots, opts.links)
         devices = await fig.devices(conn, scope, period, opens_ok=opens_ok,
                                     include_bots=opts.include_bots)
 

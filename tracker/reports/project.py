@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from tracker.reports import clicks
 from tracker.reports import figures as fig
 from tracker.reports.campaign import merge
 from tracker.reports.errors import classify
@@ -58,7 +59,7 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
                       await fig.outcomes(conn, scope, period, "total")).get(0, fig.Figures())
         days = merge(await fig.counts(conn, scope, period, "day"),
                      await fig.outcomes(conn, scope, period, "day"))
-        ranking = await fig.click_ranking(conn, scope, period, opts.include_bots, opts.links)
+        ranking = await clicks.click_ranking(conn, scope, period, opts.include_bots, opts.links)
         errors = error_table(await fig.error_codes(conn, scope, period))
         devices = await fig.devices(conn, scope, period, opens_ok=opens_ok,
                                     include_bots=opts.include_bots)

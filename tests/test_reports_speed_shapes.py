@@ -1,0 +1,154 @@
+"""The query shapes that keep reports fast at scale (issue 5), checked on a real
+PostgreSQL: each fast path gives the same answer as the plain question, and uses
+the index or plan it was written for. Exactness against brute force lives in
+tests/test_reports_exact.py; this file holds what a random data set rarely hits.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.support import run
+from tracker.reports import figures as fig
+from tracker.reports.scope import Scope
+
+
+class Captured:
+    """An asyncpg connection that remembers the SQL it was asked to run."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.sql: list[tuple[str, tuple]] = []
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        self.sql.append((sql, args))
+        return await self.conn.fetchval(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list:
+        self.sql.append((sql, args))
+        return await self.conn.fetch(sql, *args)
+
+
+def nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from nodes(child)
+
+
+# campaign name -> (channel, has_html, is_test) of its deliveries; 3000 each so the
+# planner has a real choice between walking deliveries and the partial index
+CAMPAIGNS = {
+    "html": (1, True, False),
+    "text": (1, False, False),
+    "push": (2, None, False),
+    "line": (3, None, False),
+    "test-only": (1, True, True),
+}
+
+
+async def _setup(conn: asyncpg.Connection) -> dict[str, tuple[int, int, int]]:
+    """Per campaign: its id and two schedule tasks; the html campaign's second task
+    sent text-only mail."""
+    ids = {}
+    for name, (channel, has_html, is_test) in CAMPAIGNS.items():
+        cid = await conn.fetchval(
+            "INSERT INTO campaigns (campaign_id, name, channel) VALUES ($1, $1, $2)"
+            " RETURNING id", name, {1: "email", 2: "push", 3: "line"}[channel])
+        tasks = [await conn.fetchval(
+            "INSERT INTO schedule_tasks (campaign, schedule_task_id) VALUES ($1, $2)"
+            " RETURNING id", cid, f"{name}-{t}") for t in (1, 2)]
+        await conn.execute(
+            """INSERT INTO deliveries (delivery_id, campaign, schedule_task, sent_at, channel,
+                                       status, has_html, is_test, user_id)
+               SELECT $1::int * 10000 + g, $1, CASE WHEN g % 2 = 0 THEN $2::int ELSE $3::int END,
+                      '2026-03-01'::timestamptz + g * interval '1 minute', $4::smallint, 1,
+                      CASE WHEN $6::bool AND g % 2 = 1 THEN false ELSE $5::bool END, $7::bool,
+                      'u' || g
+               FROM generate_series(1, 3000) g""",
+            cid, tasks[0], tasks[1], channel, has_html, name == "html", is_test)
+        ids[name] = (cid, *tasks)
+    await conn.execute("ANALYZE deliveries")
+    return ids
+
+
+def _measurable_cases(ids: dict) -> list[tuple[Scope, bool]]:
+    html, text, push = ids["html"], ids["text"], ids["push"]
+    return [
+        (Scope(), True),
+        (Scope(channel=2), False),
+        (Scope(channel=1), True),
+        (Scope((html[0],)), True),
+        (Scope((html[0],), (html[1],)), True),
+        (Scope((html[0],), (html[2],)), False),  # the text-only task
+        (Scope(None, (html[1],)), True),
+        (Scope(None, (html[2], text[1])), False),
+        (Scope((text[0],)), False),
+        (Scope((push[0],)), False),
+        (Scope((ids["line"][0],)), False),
+        (Scope((ids["test-only"][0],)), False),  # test sends never count (F2)
+        (Scope((text[0], html[0])), True),
+        (Scope((html[0],), channel=3), False),
+    ]
+
+
+def test_opens_measurable_probes_the_html_email_index(database: str) -> None:
+    async def go() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            ids = await _setup(conn)
+            for scope, expected in _measurable_cases(ids):
+                # the plain question, asked of every delivery in scope
+                plain = await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM deliveries d WHERE d.channel = 1"
+                    " AND d.has_html AND NOT d.is_test"
+                    " AND ($1::int[] IS NULL OR d.campaign = ANY($1::int[]))"
+                    " AND ($2::int[] IS NULL OR d.schedule_task = ANY($2::int[]))"
+                    " AND ($3::int IS NULL OR d.channel = $3))",
+                    scope.campaigns and list(scope.campaigns),
+                    scope.schedule_tasks and list(scope.schedule_tasks), scope.channel)
+                assert plain == expected, scope
+                captured = Captured(conn)
+                assert await fig.opens_measurable(captured, scope) is expected, scope
+                if scope.channel not in (None, 1):
+                    assert captured.sql == []  # answered without asking
+                    continue
+                (sql, args), = captured.sql
+                plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))
+                used = {n.get("Index Name") for n in nodes(plan[0]["Plan"])}
+                # never a walk of deliveries, whatever the campaign's channel
+                assert "deliveries_html_email" in used, (scope, plan)
+                assert "deliveries_campaign_sent" not in used, (scope, plan)
+        finally:
+            await conn.close()
+
+    run(go())
+
+
+@pytest.mark.parametrize("write", ["insert", "update"])
+def test_html_email_index_follows_the_deliveries_it_describes(database: str, write: str) -> None:
+    """A delivery registered, or corrected, as HTML email makes opens measurable at
+    once: the index is kept by PostgreSQL itself, in the writer's transaction."""
+    async def go() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            ids = await _setup(conn)
+            cid, task, _ = ids["text"]
+            scope = Scope((cid,), (task,))
+            assert await fig.opens_measurable(conn, scope) is False
+            if write == "insert":
+                await conn.execute(
+                    "INSERT INTO deliveries (delivery_id, campaign, schedule_task, channel,"
+                    " has_html, user_id) VALUES (999999, $1, $2, 1, true, 'late')", cid, task)
+            else:
+                await conn.execute(
+                    "UPDATE deliveries SET has_html = true WHERE delivery_id ="
+                    " (SELECT min(delivery_id) FROM deliveries WHERE schedule_task = $1)", task)
+            assert await fig.opens_measurable(conn, scope) is True
+        finally:
+            await conn.close()
+
+    run(go())

@@ -152,3 +152,22 @@ def test_html_email_index_follows_the_deliveries_it_describes(database: str, wri
             await conn.close()
 
     run(go())
+
+
+def test_day_bounds_place_rollup_hours_only_where_midnights_are_on_the_hour() -> None:
+    """Counts find a rollup hour's local day by the period's midnights; where a
+    midnight falls inside an hour (or the period is absurd) they read raw events."""
+    from tracker.reports.periods import period
+
+    spring = period("2026-03-07", "2026-03-09", "America/New_York")  # DST starts 3/8
+    bounds = fig.day_bounds(spring)
+    assert bounds is not None and len(bounds) == 4
+    hours = [(b - a).total_seconds() / 3600 for a, b in zip(bounds, bounds[1:], strict=False)]
+    assert hours == [24, 23, 24]
+    assert bounds[0] == spring.start and bounds[-1] == spring.end
+    tokyo = fig.day_bounds(period("2026-01-01", "2026-12-31", "Asia/Tokyo"))
+    assert tokyo is not None and len(tokyo) == 366 and tokyo[0].hour == 15
+    assert fig.day_bounds(period("2026-01-01", "2026-01-31", "Asia/Kolkata")) is None
+    assert fig.day_bounds(period("0001-01-01", "9999-12-31", "UTC")) is None
+    assert fig.day_bounds(period("9999-12-30", "9999-12-31", "UTC")) is None
+    assert fig.day_bounds(period("1900-01-01", "1900-01-02", "UTC")) is None

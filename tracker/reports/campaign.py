@@ -74,10 +74,11 @@ def merge(*parts: dict[object, fig.Figures]) -> dict[object, fig.Figures]:
 
 async def grouped(conn: asyncpg.Connection, scope, period) -> dict[str, dict]:
     """Figures per group (total, day, task): counts and outcomes from rollups, the
-    unique-user figures of all three groups from one read of the deliveries."""
+    counts and the unique-user figures of all three groups each from one read."""
     users = await fig.users_by_group(conn, scope, period)
-    return {group: merge(await fig.counts(conn, scope, period, group),
-                         await fig.outcomes(conn, scope, period, group), users[group])
+    counts = await fig.counts_by_group(conn, scope, period)
+    return {group: merge(counts[group], await fig.outcomes(conn, scope, period, group),
+                         users[group])
             for group in fig.GROUPS}
 
 

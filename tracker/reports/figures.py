@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from tracker.reports.periods import Period
+from tracker.reports.periods import EARLIEST, LATEST, Period, local_midnight
 from tracker.reports.scope import CHANNEL_OF_EVENT, Params, Scope
 from tracker.store.rollups import HUMAN_SQL
 
@@ -103,6 +104,94 @@ async def counts(conn: asyncpg.Connection, scope: Scope, period: Period,
     out: dict[object, Figures] = defaultdict(Figures)
     for r in await hourly(conn, period, group, rollup, raw):
         out[r["g"]].events[(r["kind"], r["human"])] += r["n"]
+    return out
+
+
+def day_bounds(period: Period) -> list[datetime] | None:
+    """The UTC instants of the period's local midnights, from its first day's to the
+    one after its last day, when they can place rollup hours in local days: a dense
+    period whose midnights all fall on whole UTC hours. None otherwise."""
+    if (not period.dense or period.first.year <= EARLIEST.year
+            or period.last.year >= LATEST.year - 1):
+        return None
+    zone = ZoneInfo(period.timezone)
+    bounds = [local_midnight(period.first + timedelta(days=i), zone)
+              for i in range(period.days + 1)]
+    if bounds[0] != period.start or bounds[-1] != period.end:
+        return None
+    if any(b.astimezone(UTC) != _floor_hour(b.astimezone(UTC)) for b in bounds):
+        return None
+    if any(a >= b for a, b in zip(bounds, bounds[1:], strict=False)):
+        return None
+    return bounds
+
+
+async def counts_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
+                          groups: tuple[str, ...] = GROUPS) -> dict[str, dict[object, Figures]]:
+    """``counts`` for each of ``groups`` from one read of the rollup: whole hours are
+    grouped by schedule task and by local day together (GROUPING SETS), the day found
+    by a binary search of the period's midnights (width_bucket) instead of a time zone
+    conversion per row, and the total summed from the days (they partition the
+    period). Partial hours at the edges come from raw events the same way. Periods
+    the midnights cannot serve (see day_bounds) are left to ``counts``."""
+    bounds = day_bounds(period)
+    if "day" in groups and bounds is None:
+        return {g: await counts(conn, scope, period, g) for g in groups}
+    by_day = "day" in groups
+    total_alone = "total" in groups and not by_day
+
+    def grouped(p: Params, task: str, time_sql: str, kind: str, human: str) -> tuple[str, str]:
+        """Select list and GROUP BY of the wanted sets: task, day_index, task_set
+        (true on rows of the per-task set), kind, human."""
+        day = f"width_bucket({time_sql}, {p(bounds)}::timestamptz[])" if by_day else "0"
+        sets = []
+        if "task" in groups:
+            sets.append(f"({task}, {kind}, {human})")
+        if by_day:
+            sets.append(f"({day}, {kind}, {human})")
+        if total_alone:
+            sets.append(f"({kind}, {human})")
+        task_cols = (f"{task} AS task, grouping({task}) = 0 AS task_set" if "task" in groups
+                     else "NULL::int AS task, false AS task_set")
+        return (f"{task_cols}, {day} AS day_index, {kind} AS kind, {human} AS human",
+                f"GROUPING SETS ({', '.join(sets)})")
+
+    rows: list = []
+    inner_start, inner_end = _ceil_hour(period.start), _floor_hour(period.end)
+    edges = [(period.start, period.end)]
+    if inner_start < inner_end:
+        p = Params()
+        cols, sets = grouped(p, "h.schedule_task", "h.hour", "h.kind", "h.human")
+        rows.extend(await conn.fetch(f"""
+            SELECT {cols}, sum(h.n)::bigint AS n
+            FROM report_event_hours h
+            WHERE h.hour >= {p(inner_start)} AND h.hour < {p(inner_end)}
+              AND {scope.where(p, 'h')}
+            GROUP BY {sets}""", *p.values))
+        edges = [(period.start, inner_start), (inner_end, period.end)]
+    for start, end in edges:
+        if start < end:
+            p = Params()
+            cols, sets = grouped(p, "e.schedule_task", "e.ts", "e.kind",
+                                 HUMAN_SQL.replace("flags", "e.flags"))
+            rows.extend(await conn.fetch(f"""
+                SELECT {cols}, count(*) AS n
+                FROM events e
+                LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id
+                LEFT JOIN campaigns c ON c.id = e.campaign
+                WHERE e.ts >= {p(start)} AND e.ts < {p(end)} AND NOT coalesce(d.is_test, false)
+                  AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}
+                GROUP BY {sets}""", *p.values))
+    out: dict[str, dict[object, Figures]] = {g: defaultdict(Figures) for g in groups}
+    for r in rows:
+        kind = (r["kind"], r["human"])
+        if r["task_set"]:
+            out["task"][r["task"]].events[kind] += r["n"]
+            continue
+        if by_day:
+            out["day"][period.first + timedelta(days=r["day_index"] - 1)].events[kind] += r["n"]
+        if "total" in groups:
+            out["total"][0].events[kind] += r["n"]
     return out
 
 

@@ -111,6 +111,10 @@ class Result:
     errors: int
     rows: int | None = None  # None: the server records nothing (bare)
     visible_ms: list[float] = field(default_factory=list)
+    #: CPU time per answered request, in µs, of the server's processes and of
+    #: PostgreSQL's: steadier than requests/s on a machine shared with other work
+    server_cpu_us: float | None = None
+    database_cpu_us: float | None = None
 
     @property
     def rows_ok(self) -> bool:
@@ -150,6 +154,21 @@ def descendants(pid: int) -> list[int]:
         found.append(current)
         todo.extend(children.get(current, []))
     return found
+
+
+def tree_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` and every live process below it."""
+    if pid is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for proc in descendants(pid):
+        try:
+            fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def pin_tree(pid: int, cpus: list[int]) -> None:
@@ -291,7 +310,7 @@ async def count_rows(dsn: str, campaign: int, at_least: int, timeout: float = 60
 
 
 async def measure(server: Server, workers: int, endpoint: str, args: argparse.Namespace,
-                  dsn: str, load_cpus: list[int], scratch: Path) -> Result:
+                  dsn: str, load_cpus: list[int], scratch: Path, pg_pid: int | None) -> Result:
     run_id = f"bench-{uuid.uuid4().hex[:8]}-{server.kind}-w{workers}-{endpoint}"
     links = 5 if endpoint == "click" else 1
     minted: Minted = await mint(dsn, SECRET_KEYS, run_id, args.deliveries, links=links,
@@ -311,9 +330,11 @@ async def measure(server: Server, workers: int, endpoint: str, args: argparse.Na
     if server.kind != "bare":
         probe = asyncio.create_task(
             probe_latency(server.port, dsn, probes.opens, probes.delivery_ids, stop))
+    cpu_before = (tree_cpu_seconds(server.process.pid), tree_cpu_seconds(pg_pid))
     wrk = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
                                                stderr=asyncio.subprocess.STDOUT)
     out, _ = await wrk.communicate()
+    cpu_after = (tree_cpu_seconds(server.process.pid), tree_cpu_seconds(pg_pid))
     stop.set()
     visible = await probe if probe else []
     text = out.decode(errors="replace")
@@ -329,6 +350,10 @@ async def measure(server: Server, workers: int, endpoint: str, args: argparse.Na
         # no pipelining: at most one request per connection is outstanding at the stop
         in_flight=min(summary["sent"] - summary["requests"], args.connections),
         errors=summary["status_errors"] + summary["socket_errors"], visible_ms=visible)
+    if summary["requests"]:
+        result.server_cpu_us = (cpu_after[0] - cpu_before[0]) * 1e6 / summary["requests"]
+        if pg_pid is not None:
+            result.database_cpu_us = (cpu_after[1] - cpu_before[1]) * 1e6 / summary["requests"]
     if server.kind != "bare":
         result.rows = await count_rows(dsn, minted.campaign, ok)
     return result
@@ -375,7 +400,7 @@ async def bench(args: argparse.Namespace, dsn: str, pg_pid: int | None, scratch:
                 seen_headers.setdefault(kind, headers)
                 for endpoint in args.endpoints:
                     result = await measure(server, workers, endpoint, args, dsn, load_cpus,
-                                           scratch)
+                                           scratch, pg_pid)
                     results.append(result)
                     print(f"  {kind:8} w{workers} {endpoint:5} {result.rps:9,.0f} req/s",
                           file=sys.stderr, flush=True)
@@ -413,10 +438,18 @@ def fmt_latency(values: list[float]) -> str:
     return f"{statistics.median(values):.0f}/{max(values):.0f} ms"
 
 
+def fmt_cpu(r: Result) -> str:
+    if r.server_cpu_us is None:
+        return "-"
+    if r.database_cpu_us is None:
+        return f"{r.server_cpu_us:.0f}"
+    return f"{r.server_cpu_us:.0f}+{r.database_cpu_us:.0f}"
+
+
 def print_table(results: list[Result]) -> None:
     bare = {(r.workers, r.endpoint): r for r in results if r.server == "bare"}
     header = ("server", "workers", "endpoint", "requests/s", "p50 ms", "p99 ms", "x bare",
-              "rows = 2xx/3xx", "visible p50/max")
+              "rows = 2xx/3xx", "visible p50/max", "CPU µs/req server+db")
     rows = [header]
     for r in results:
         base = bare.get((r.workers, r.endpoint))
@@ -427,7 +460,8 @@ def print_table(results: list[Result]) -> None:
             check = (f"{r.rows}/{r.ok}" + (f" (+{r.in_flight} in flight)" if r.in_flight else "")
                      + (" OK" if r.rows_ok else " FAIL"))
         rows.append((r.server, str(r.workers), r.endpoint, f"{r.rps:,.0f}", f"{r.p50_ms:.2f}",
-                     f"{r.p99_ms:.2f}", ratio, check, fmt_latency(r.visible_ms)))
+                     f"{r.p99_ms:.2f}", ratio, check, fmt_latency(r.visible_ms),
+                     fmt_cpu(r)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for n, row in enumerate(rows):
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))

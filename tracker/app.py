@@ -26,7 +26,7 @@ from tracker.config import Settings, load_settings
 from tracker.edge import Edge
 from tracker.journal import Journal
 from tracker.recorder import Recorder
-from tracker.shipper import Shipper
+from tracker.shipper import ShipperThread
 from tracker.tokens import TokenCodec
 from tracker.web import pages, unsubscribe
 
@@ -52,7 +52,7 @@ async def healthz(request: Request) -> JSONResponse:
     """Alive: answers at once without touching the database (a liveness probe must
     not fail, and the service must not be restarted, because PostgreSQL is down:
     hits keep being journaled). ``database`` is what the shipper last saw."""
-    shipper: Shipper = request.app.state.shipper
+    shipper: ShipperThread = request.app.state.shipper
     return JSONResponse({
         "status": "ok",
         "database": "reachable" if shipper.database_up else "unreachable",
@@ -70,7 +70,7 @@ async def readyz(request: Request) -> JSONResponse:
             await conn.fetchval("SELECT 1", timeout=1)
     except Exception:  # noqa: BLE001 - any failure means "unreachable" here
         database = "unreachable"
-    shipper: Shipper = request.app.state.shipper
+    shipper: ShipperThread = request.app.state.shipper
     backlog = shipper.backlog_bytes()
     ready = database == "reachable" and backlog < READY_BACKLOG_BYTES
     return JSONResponse({
@@ -112,7 +112,8 @@ def create_app(settings: Settings | None = None) -> Edge:
                                          max_inactive_connection_lifetime=60)
         journal.max_bytes = settings.journal_max_bytes
         journal.open()
-        shipper = Shipper(pool, journal)
+        # shipping runs on a loop of its own, so a batch never holds up a response
+        shipper = ShipperThread(dsn, journal)
         app.state.settings = settings
         app.state.codec = codec
         app.state.pool = pool

@@ -291,6 +291,12 @@ def _decided(column: str, end: str) -> str:
     return f"f.{column} < {end}"
 
 
+def _bit(figure: int, day: bool) -> int:
+    """A figure's bit in the per-delivery mask: period figures 0..4, day figures 5..9.
+    One bit_or per row aggregates all ten (ten bool_or cost 12-15% of the query)."""
+    return 1 << (figure + (len(USER_FIGURES) if day else 0))
+
+
 def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
                fast: bool) -> tuple[str, list]:
     """The unique-user query for ``groups``. ``fast`` decides every delivery by its
@@ -307,33 +313,33 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
         # hashing the whole firsts table, a seq scan that grows with the project)
         firsts = ("LEFT JOIN LATERAL (SELECT * FROM report_delivery_firsts f1"
                   " WHERE f1.delivery_id = w.delivery_id OFFSET 0) f ON true")
+    bits = []
+    for i, (col, kind, human) in enumerate(USER_FIGURES.values()):
+        for day, (ws, we) in ((False, ("w.ws", "w.we")), (True, ("w.ds", "w.de"))):
+            seen = _decided(col, we) if fast else _seen(col, kind, human, ws, we)
+            bits.append(f"CASE WHEN {seen} THEN {_bit(i, day)} ELSE 0 END")
+    mask = " | ".join(bits)
+    early = "false"
     if fast:
-        period_seen = ", ".join(f"{_decided(col, 'w.we')} AS {name}"
-                                for name, (col, _, _) in USER_FIGURES.items())
-        day_seen = ", ".join(f"{_decided(col, 'w.de')} AS day_{name}"
-                             for name, (col, _, _) in USER_FIGURES.items())
         every_first = ", ".join(f"f.{col}" for col, _, _ in USER_FIGURES.values())
         # the day window starts at the send's local midnight, never before the period
-        day_seen += f", least({every_first}) < greatest(w.ds, w.ws) AS early"
-    else:
-        period_seen = ", ".join(f"{_seen(col, kind, human)} AS {name}"
-                                for name, (col, kind, human) in USER_FIGURES.items())
-        day_seen = ", ".join(f"{_seen(col, kind, human, 'w.ds', 'w.de')} AS day_{name}"
-                             for name, (col, kind, human) in USER_FIGURES.items())
-    any_of = ", ".join(f"bool_or({name}) AS {name}" for name in USER_FIGURES)
-    any_day = ", ".join(f"bool_or(day_{name}) AS {name}" for name in USER_FIGURES)
-    counted = ", ".join(f"count(*) FILTER (WHERE {name}) AS {name}" for name in USER_FIGURES)
+        early = f"least({every_first}) < greatest(w.ds, w.ws)"
+
+    def counted(day: bool) -> str:
+        return ", ".join(f"count(*) FILTER (WHERE m & {_bit(i, day)} <> 0) AS {name}"
+                         for i, name in enumerate(USER_FIGURES))
+
     parts = []
     if "total" in groups:
         parts.append(f"""SELECT 'total' AS grp, 0 AS task, NULL::date AS day,
-                                count(*) AS delivered_users, {counted}
-                         FROM (SELECT user_id, {any_of} FROM per_task_user GROUP BY 1) t""")
+                                count(*) AS delivered_users, {counted(False)}
+                         FROM (SELECT user_id, bit_or(m) AS m FROM per_task_user GROUP BY 1) t""")
     if "task" in groups:
-        parts.append(f"""SELECT 'task', schedule_task, NULL::date, count(*), {counted}
+        parts.append(f"""SELECT 'task', schedule_task, NULL::date, count(*), {counted(False)}
                          FROM per_task_user GROUP BY schedule_task""")
     if "day" in groups:
-        parts.append(f"""SELECT 'day', 0, day, count(*), {counted}
-                         FROM (SELECT day, user_id, {any_day} FROM seen GROUP BY 1, 2) t
+        parts.append(f"""SELECT 'day', 0, day, count(*), {counted(True)}
+                         FROM (SELECT day, user_id, bit_or(m) AS m FROM seen GROUP BY 1, 2) t
                          GROUP BY day""")
     if fast:
         nothing = ", ".join("0" for _ in USER_FIGURES)
@@ -349,10 +355,10 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
             WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status = {DELIVERED}
               AND NOT d.is_test AND {scope.where(p, 'd')}
         ), seen AS MATERIALIZED (
-            SELECT w.schedule_task, w.user_id, w.day, {period_seen}, {day_seen}
+            SELECT w.schedule_task, w.user_id, w.day, {mask} AS m, {early} AS early
             FROM w {firsts}
         ), per_task_user AS MATERIALIZED (
-            SELECT schedule_task, user_id, {any_of} FROM seen GROUP BY 1, 2
+            SELECT schedule_task, user_id, bit_or(m) AS m FROM seen GROUP BY 1, 2
         )
         {" UNION ALL ".join(parts)}"""
     return sql, p.values

@@ -58,7 +58,14 @@ def databases(pg_server: str) -> Iterator[Databases]:
 
 @pytest.fixture
 def database(databases: Databases) -> str:
-    """A fresh, migrated database for one test."""
+    """A fresh, migrated database for one test.
+
+    The landing code remembers which month partitions exist (one database per
+    process in production); a test process lands into many databases, so each
+    fresh one starts with nothing remembered."""
+    from tracker.store import events
+
+    events._known_months.clear()
     return databases.fresh()
 
 

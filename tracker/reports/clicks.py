@@ -7,14 +7,122 @@ distinct users per link are the costly part and have their own rollups.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from tracker.reports import figures as fig
 from tracker.reports.periods import Period
 from tracker.reports.scope import CHANNEL_OF_EVENT, Params, Scope
-from tracker.store.rollups import HUMAN_SQL
+from tracker.store.rollups import DAY_SPAN, HOUR_SPAN, HUMAN_SQL, MONTH_SPAN
+
+DAY = timedelta(days=1)
+
+
+def _whole_hour(t: datetime) -> bool:
+    return t.minute == t.second == t.microsecond == 0
+
+
+def _floor_day(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _ceil_day(t: datetime) -> datetime:
+    floor = _floor_day(t)
+    return floor if floor == t else floor + DAY
+
+
+def _floor_month(t: datetime) -> datetime:
+    return _floor_day(t).replace(day=1)
+
+
+def _ceil_month(t: datetime) -> datetime:
+    floor = _floor_month(t)
+    if floor == t:
+        return floor
+    return (floor + 32 * DAY).replace(day=1)
+
+
+def spans(start: datetime, end: datetime) -> list[tuple[int, datetime, datetime]]:
+    """[start, end) (whole UTC hours) as (span, from, to) ranges of report_link_*
+    counters: whole calendar months, then whole days, then the hours left at the edges."""
+    out: list[tuple[int, datetime, datetime]] = []
+    rest = [(start, end)]
+    month_start, month_end = _ceil_month(start), _floor_month(end)
+    if month_start < month_end:
+        out.append((MONTH_SPAN, month_start, month_end))
+        rest = [(start, month_start), (month_end, end)]
+    for a, b in rest:
+        day_start, day_end = _ceil_day(a), _floor_day(b)
+        if day_start < day_end:
+            out.extend([(DAY_SPAN, day_start, day_end), (HOUR_SPAN, a, day_start),
+                        (HOUR_SPAN, day_end, b)])
+        else:
+            out.append((HOUR_SPAN, a, b))
+    return [(span, a, b) for span, a, b in out if a < b]
+
+
+def _counted_key(scope: Scope, period: Period) -> int | None:
+    """The report_link_* key answering this scope and period: 0 for the whole project,
+    a campaign's id for one campaign; None when those rollups cannot (a schedule task or
+    channel filter, several campaigns, or a period not on whole UTC hours)."""
+    if scope.schedule_tasks is not None or scope.channel is not None:
+        return None
+    if not (_whole_hour(period.start) and _whole_hour(period.end)):
+        return None
+    if scope.campaigns is None:
+        return 0
+    return scope.campaigns[0] if len(scope.campaigns) == 1 else None
+
+
+async def _link_clicks_counted(conn: asyncpg.Connection, key: int,
+                               period: Period) -> dict[int, tuple[int, int]]:
+    """Per link (human clicks, all clicks) inside the period from
+    report_link_click_counts."""
+    p = Params()
+    campaign = p(key)
+    parts = " UNION ALL ".join(
+        f"SELECT url_id, human, n FROM report_link_click_counts WHERE campaign = {campaign}"
+        f" AND span = {span} AND at >= {p(a)} AND at < {p(b)}"
+        for span, a, b in spans(period.start, period.end))
+    sql = f"""SELECT url_id, coalesce(sum(n) FILTER (WHERE human), 0)::bigint AS h,
+                     sum(n)::bigint AS n
+              FROM ({parts}) c GROUP BY url_id"""
+    return {r["url_id"]: (r["h"], r["n"]) for r in await conn.fetch(sql, *p.values)}
+
+
+async def _link_users_counted(conn: asyncpg.Connection, key: int, period: Period,
+                              include_bots: bool, url_ids: list[int]) -> dict[int, int]:
+    """Distinct users per link clicking inside the period from report_link_first_counts
+    (pairs first clicked inside) plus the pairs first clicked before the period with a
+    click inside it (report_link_users: last click inside, or raw clicks when their
+    clicks surround the period)."""
+    p = Params()
+    start, end = period.start, period.end
+    campaign, links = p(key), p(url_ids)
+    head = (f"SELECT url_id, n FROM report_link_first_counts WHERE campaign = {campaign}"
+            f" AND url_id = ANY({links}::bigint[]) AND bots = {p(include_bots)}")
+    firsts = " UNION ALL ".join(f"{head} AND span = {span} AND at >= {p(a)} AND at < {p(b)}"
+                                for span, a, b in spans(start, end))
+    first, last = ("u.first_click", "u.last_click") if include_bots else (
+        "u.first_human", "u.last_human")
+    s, e = p(start), p(end)
+    human = "" if include_bots else f" AND {HUMAN_SQL.replace('flags', 'ev.flags')}"
+    same_campaign = "" if key == 0 else " AND d.campaign = u.campaign"
+    sql = f"""
+        SELECT url_id, sum(n)::bigint AS n FROM ({firsts}
+            UNION ALL
+            SELECT u.url_id, 1 FROM report_link_users u
+            WHERE u.campaign = {campaign} AND u.url_id = ANY({links}::bigint[])
+              AND {first} < {last} AND {first} < {s} AND {last} >= {s}
+              AND ({last} < {e} OR EXISTS (
+                  SELECT 1 FROM deliveries d
+                  JOIN events ev ON ev.delivery_id = d.delivery_id
+                  WHERE d.user_id = u.user_id{same_campaign} AND NOT d.is_test
+                    AND ev.kind = 2 AND ev.url_id = u.url_id
+                    AND ev.ts >= {s} AND ev.ts < {e}{human}))
+        ) pairs GROUP BY url_id"""
+    return {r["url_id"]: r["n"] for r in await conn.fetch(sql, *p.values)}
 
 
 async def _link_users(conn: asyncpg.Connection, scope: Scope, period: Period,
@@ -73,12 +181,10 @@ async def _link_users_raw(conn: asyncpg.Connection, scope: Scope, period: Period
     return {r["url_id"]: r["n"] for r in await conn.fetch(sql, *p.values)}
 
 
-async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
-                        include_bots: bool, limit: int) -> list[dict]:
-    """Clicks and distinct clicking users per link URL inside the period, whenever
-    the message was sent (F5), most clicked first. Clicks come from
-    report_click_hours (raw clicks at the period's edges); users are counted only for
-    the links that can make the list."""
+async def _link_clicks_hourly(conn: asyncpg.Connection, scope: Scope,
+                              period: Period) -> dict[int, tuple[int, int]]:
+    """Per link (human clicks, all clicks) inside the period for any scope: from
+    report_click_hours for whole hours and raw clicks at the period's edges."""
 
     def rollup(p: Params, key: str, last: str, start: datetime, end: datetime) -> str:
         return f"""
@@ -96,17 +202,37 @@ async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
                   {fig.edge_events(scope, p, start, end, '2')} GROUP BY e.url_id"""
         return await conn.fetch(sql, *p.values)
 
-    clicks: dict[int, int] = defaultdict(int)
+    out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for r in await fig.hourly(conn, period, "total", rollup, raw):
-        clicks[r["url_id"]] += r["n"] if include_bots else r["h"]
+        out[r["url_id"]][0] += r["h"]
+        out[r["url_id"]][1] += r["n"]
+    return {u: (h, n) for u, (h, n) in out.items()}
+
+
+async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
+                        include_bots: bool, limit: int) -> list[dict]:
+    """Clicks and distinct clicking users per link URL inside the period, whenever
+    the message was sent (F5), most clicked first. The project or one campaign over
+    whole hours is answered from the report_link_* counters; any other scope from
+    report_click_hours, report_click_users and raw clicks. Users are counted only for
+    the links that can make the list."""
+    key = _counted_key(scope, period)
+    if key is not None:
+        found = await _link_clicks_counted(conn, key, period)
+    else:
+        found = await _link_clicks_hourly(conn, scope, period)
+    clicks = {u: n if include_bots else h for u, (h, n) in found.items()}
     ranked = sorted((n for n in clicks.values() if n > 0), reverse=True)
     if not ranked:
         return []
     # every link tied with the last one listed may still make the list on users or URL
     floor = ranked[min(limit, len(ranked)) - 1]
     candidates = [u for u, n in clicks.items() if n >= floor]
-    count_users = _link_users_raw if scope.campaigns is not None else _link_users
-    link_users = await count_users(conn, scope, period, include_bots, candidates)
+    if key is not None:
+        link_users = await _link_users_counted(conn, key, period, include_bots, candidates)
+    else:
+        count_users = _link_users_raw if scope.campaigns is not None else _link_users
+        link_users = await count_users(conn, scope, period, include_bots, candidates)
     texts = {r["id"]: r["url"] for r in await conn.fetch(
         "SELECT id, url FROM urls WHERE id = ANY($1::bigint[])", candidates)}
     rows = [{"url": texts.get(u, ""), "clicks": clicks[u], "click_users": link_users.get(u, 0)}

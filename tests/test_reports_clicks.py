@@ -1,0 +1,195 @@
+"""The click ranking's distinct users per link (F5, F12) from report_link_users and
+report_link_first_counts: pairs first clicked before a period, clicks that surround
+it, one user in two campaigns, bots, out-of-order landing and two shippers at once.
+Every count is held to a brute-force SQL over the raw rows."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from tracker.events import dictionary_id
+from tracker.reports import campaign as campaign_report
+from tracker.reports import project as project_report
+from tracker.reports.clicks import spans
+from tracker.reports.options import options
+from tracker.store import effects, rollups
+from tracker.store.events import EVENT_COLUMNS, land, ts_from_us
+
+BASE = datetime(2026, 3, 2, tzinfo=UTC)
+LINKS = ["https://a.example/", "https://b.example/"]
+HUMAN, SCANNER = 0, 3 << 1  # flags: verdict human, verdict scanner click
+
+#: delivery id -> (campaign index, user, is_test)
+DELIVERIES = {1: (0, "u1", False), 2: (1, "u1", False), 3: (0, "u2", False),
+              4: (0, "u3", True), 5: (0, "u4", False), 6: (1, "u2", False)}
+
+#: (delivery, day after BASE, hour, link index, flags): from January to May, so periods
+#: are made of whole months, whole days and edge hours alike
+CLICKS = [(1, -40, 10, 0, HUMAN), (1, 33, 10, 0, HUMAN), (2, 2, 12, 0, HUMAN),
+          (3, -3, 9, 0, HUMAN), (3, 3, 10, 0, HUMAN), (4, 2, 11, 0, HUMAN),
+          (5, 2, 8, 0, SCANNER), (5, 70, 8, 0, HUMAN), (6, 0, 23, 1, HUMAN),
+          (6, 40, 1, 1, SCANNER), (3, 2, 0, 1, HUMAN), (1, 3, 23, 1, SCANNER),
+          (5, -45, 5, 1, HUMAN), (2, 31, 0, 1, HUMAN)]
+
+#: period bounds (days after BASE) combined into every first <= last
+BOUNDS = [-50, -41, -3, 0, 2, 3, 5, 33, 45, 80]
+
+
+def _us(day: int, hour: int) -> int:
+    ts = BASE + timedelta(days=day, hours=hour, minutes=7)
+    return (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+async def _setup(conn: asyncpg.Connection) -> list[int]:
+    camps = []
+    for name in ("c0", "c1"):
+        cid = await conn.fetchval(
+            "INSERT INTO campaigns (campaign_id, channel) VALUES ($1, 'email') RETURNING id", name)
+        task = await conn.fetchval("INSERT INTO schedule_tasks (campaign, schedule_task_id)"
+                                   " VALUES ($1, 't') RETURNING id", cid)
+        camps.append((cid, task))
+    await conn.copy_records_to_table("deliveries", records=[
+        (did, camps[c][0], camps[c][1], BASE, BASE, 1, 1, True, test, user)
+        for did, (c, user, test) in DELIVERIES.items()], columns=(
+        "delivery_id", "campaign", "schedule_task", "sent_at", "created_at", "channel",
+        "status", "has_html", "is_test", "user_id"))
+    return [c for c, _ in camps]
+
+
+def _rows(camps: list[int], clicks: list[tuple]) -> list[tuple]:
+    out = []
+    for did, day, hour, link, flags in clicks:
+        campaign = camps[DELIVERIES[did][0]]
+        out.append((_us(day, hour), did, dictionary_id(LINKS[link].encode()), 0, campaign,
+                    0, 2, flags, 0))
+    return out
+
+
+async def _brute_force(conn: asyncpg.Connection, first: int, last: int, campaign: str | None,
+                       bots: bool) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT u.url, count(DISTINCT d.user_id) FROM events e JOIN deliveries d"
+        " USING (delivery_id) JOIN campaigns c ON c.id = e.campaign JOIN urls u"
+        " ON u.id = e.url_id WHERE e.kind = 2 AND NOT d.is_test AND e.ts >= $1 AND e.ts < $2"
+        " AND ($3::text IS NULL OR c.campaign_id = $3)"
+        " AND ($4 OR ((e.flags >> 1) & 7) IN (0, 2)) GROUP BY 1",
+        BASE + timedelta(days=first), BASE + timedelta(days=last + 1), campaign, bots)
+    return dict(rows)
+
+
+async def _check_every_period(conn: asyncpg.Connection) -> int:
+    checked = 0
+    for first in BOUNDS:
+        for last in (b for b in BOUNDS if b >= first):
+            for bots in (False, True):
+                params = {"from": (BASE + timedelta(days=first)).date().isoformat(),
+                          "to": (BASE + timedelta(days=last)).date().isoformat(),
+                          "include_bots": str(bots).lower(), "links": "100"}
+                for campaign in (None, "c0", "c1"):
+                    if campaign is None:
+                        report = await project_report.build(conn, options(params, "UTC"))
+                    else:
+                        report = await campaign_report.build(
+                            conn, options({**params, "campaign_id": campaign}, "UTC"))
+                    got = {r["url"]: r["click_users"] for r in report["click_ranking"]}
+                    expected = await _brute_force(conn, first, last, campaign, bots)
+                    assert got == expected, (first, last, campaign, bots)
+                    checked += 1
+    return checked
+
+
+async def _out_of_order(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        camps = await _setup(conn)
+        rows = _rows(camps, CLICKS)
+        urls = {dictionary_id(u.encode()): u.encode() for u in LINKS}
+        # the later clicks land first: every pair's first click then moves earlier
+        rows.sort(key=lambda r: -r[0])
+        for n, part in enumerate((rows[:5], rows[5:9], rows[9:])):
+            await land(conn, journal="clicks", segment=n, offset=0, events=part, urls=urls,
+                       user_agents={})
+        # 55 periods (u1 clicks link A on days -40 and 33: days 2-3 lie between), both bot
+        # settings, the project and each campaign
+        assert await _check_every_period(conn) == 55 * 2 * 3
+        kept = await conn.fetch("SELECT * FROM report_link_first_counts WHERE n <> 0"
+                                " ORDER BY 1, 2, 3, 4, 5")
+        await rollups.rebuild(conn)
+        assert await conn.fetch("SELECT * FROM report_link_first_counts WHERE n <> 0"
+                                " ORDER BY 1, 2, 3, 4, 5") == kept
+    finally:
+        await conn.close()
+
+
+def test_click_users_for_every_period_equal_brute_force(database) -> None:
+    asyncio.run(_out_of_order(database))
+
+
+async def _two_shippers(dsn: str) -> None:
+    first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        camps = await _setup(first)
+        urls = {dictionary_id(u.encode()): u.encode() for u in LINKS}
+        await first.execute("INSERT INTO urls (id, url) SELECT * FROM unnest($1::bigint[],"
+                            " $2::text[])", list(urls), [u.decode() for u in urls.values()])
+        # u1 clicks link A from campaign c0 and, earlier, from c1: one pair of the project
+        early, late = _rows(camps, [(1, 3, 9, 0, HUMAN)]), _rows(camps, [(2, 2, 9, 0, HUMAN)])
+        await first.execute("SELECT tracker_ensure_month_partition($1)", BASE.date())
+        # one shipper holds the new pair uncommitted; another lands the earlier click
+        tx = first.transaction()
+        await tx.start()
+        await first.copy_records_to_table(
+            "events", records=[(ts_from_us(r[0]), *r[1:]) for r in early], columns=EVENT_COLUMNS)
+        await effects.apply(first, [(ts_from_us(r[0]), *r[1:]) for r in early])
+        other = asyncio.create_task(land(second, journal="b", segment=0, offset=0,
+                                         events=late, urls={}, user_agents={}))
+        await asyncio.sleep(0.5)
+        assert not other.done(), "the second shipper must wait for the first one's pairs"
+        await tx.commit()
+        await other
+        counts = await first.fetch("SELECT campaign, span, at, n FROM report_link_first_counts"
+                                   " WHERE bots AND n <> 0 ORDER BY 1, 2, 3")
+        day2, day3 = BASE + timedelta(days=2), BASE + timedelta(days=3)
+        march = BASE.replace(day=1)
+        assert [(r["campaign"], r["span"], r["at"], r["n"]) for r in counts] == [
+            (0, 1, day2 + timedelta(hours=9), 1), (0, 24, day2, 1), (0, 744, march, 1),
+            (camps[0], 1, day3 + timedelta(hours=9), 1), (camps[0], 24, day3, 1),
+            (camps[0], 744, march, 1),
+            (camps[1], 1, day2 + timedelta(hours=9), 1), (camps[1], 24, day2, 1),
+            (camps[1], 744, march, 1)]
+    finally:
+        await first.close()
+        await second.close()
+
+
+def test_two_shippers_landing_one_pair_count_it_once(database) -> None:
+    asyncio.run(_two_shippers(database))
+
+
+def test_spans_cover_a_period_exactly_once_with_the_fewest_counters() -> None:
+    hour = timedelta(hours=1)
+    for start, end in [(datetime(2024, 1, 31, 15, tzinfo=UTC), datetime(2024, 3, 2, 1, tzinfo=UTC)),
+                       (datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)),
+                       (datetime(2026, 3, 2, 5, tzinfo=UTC), datetime(2026, 3, 2, 9, tzinfo=UTC)),
+                       (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))]:
+        ranges = sorted(spans(start, end), key=lambda s: s[1])
+        assert ranges[0][1] == start and ranges[-1][2] == end
+        assert all(a[2] == b[1] for a, b in zip(ranges, ranges[1:], strict=False))
+        for span, a, b in ranges:
+            if span == 1:
+                assert b - a < 24 * hour
+            elif span == 24:
+                assert a.hour == b.hour == 0 and (a.day != 1 or b.day != 1 or a == b)
+            else:
+                assert span == 744 and a.day == b.day == 1 and a.hour == b.hour == 0
+    year = spans(datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+    assert year == [(744, datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))]
+    leap = spans(datetime(2024, 1, 31, 15, tzinfo=UTC), datetime(2024, 3, 2, 1, tzinfo=UTC))
+    assert sorted(leap, key=lambda s: s[1]) == [
+        (1, datetime(2024, 1, 31, 15, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)),
+        (744, datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)),
+        (24, datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)),
+        (1, datetime(2024, 3, 2, tzinfo=UTC), datetime(2024, 3, 2, 1, tzinfo=UTC))]

@@ -74,12 +74,12 @@ def merge(*parts: dict[object, fig.Figures]) -> dict[object, fig.Figures]:
 
 async def grouped(conn: asyncpg.Connection, scope, period) -> dict[str, dict]:
     """Figures per group (total, day, task): counts and outcomes from rollups, the
-    counts and the unique-user figures of all three groups each from one read."""
+    counts, the outcomes and the unique-user figures of all three groups each from
+    one read."""
     users = await fig.users_by_group(conn, scope, period)
     counts = await fig.counts_by_group(conn, scope, period)
-    return {group: merge(counts[group], await fig.outcomes(conn, scope, period, group),
-                         users[group])
-            for group in fig.GROUPS}
+    outcomes = await fig.outcomes_by_group(conn, scope, period)
+    return {group: merge(counts[group], outcomes[group], users[group]) for group in fig.GROUPS}
 
 
 async def conversions_measured(conn: asyncpg.Connection, campaign: asyncpg.Record) -> bool:

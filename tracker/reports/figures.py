@@ -130,80 +130,151 @@ def day_bounds(period: Period) -> tuple[datetime, ...] | None:
     return tuple(bounds)
 
 
+class Grouping:
+    """Rows of a figure for several groups (total, task, day) from one query: whole
+    hours or raw rows are grouped by schedule task and by local day together
+    (GROUPING SETS), the day found by arithmetic (date_bin) or, across a DST change,
+    a binary search of the period's midnights (width_bucket), never by a time zone
+    conversion per row; the total is the sum of the days (they partition the period).
+    ``usable`` is false where the midnights cannot place hours (see day_bounds)."""
+
+    def __init__(self, period: Period, groups: tuple[str, ...]) -> None:
+        self.period, self.groups = period, groups
+        self.bounds = day_bounds(period)
+        self.by_day = "day" in groups
+        self.usable = not self.by_day or self.bounds is not None
+
+    def sql(self, p: Params, task: str, time_sql: str, keys: list[str]) -> tuple[str, str]:
+        """Select list (task, task_set, day_index, then ``keys`` as written, each with
+        its own alias) and the GROUPING SETS clause for it."""
+        day = "0"
+        bounds = self.bounds or ()
+        if self.by_day and all(b - a == DAY for a, b in zip(bounds, bounds[1:], strict=False)):
+            # days of 24 hours (no DST change inside): arithmetic, 15% faster
+            day = f"date_bin('1 day', {time_sql}, {p(self.period.start)}::timestamptz)"
+        elif self.by_day:
+            day = f"width_bucket({time_sql}, {p(list(bounds))}::timestamptz[])"
+        exprs = [k.rsplit(" AS ", 1)[0] for k in keys]
+        sets = []
+        if "task" in self.groups:
+            sets.append(", ".join([task, *exprs]))
+        if self.by_day:
+            sets.append(", ".join([day, *exprs]))
+        if "total" in self.groups and not self.by_day:
+            sets.append(", ".join(exprs))
+        task_cols = (f"{task} AS task, grouping({task}) = 0 AS task_set"
+                     if "task" in self.groups else "NULL::int AS task, false AS task_set")
+        return (", ".join([task_cols, f"{day} AS day_index", *keys]),
+                "GROUPING SETS (" + ", ".join(f"({x})" for x in sets) + ")")
+
+    def keys_of(self, r: asyncpg.Record) -> list[tuple[str, object]]:
+        """The (group, key) pairs a row adds to."""
+        if r["task_set"]:
+            return [("task", r["task"])]
+        out: list[tuple[str, object]] = []
+        if self.by_day:
+            index = r["day_index"]  # date_bin's day start, or width_bucket's 1-based day
+            days = (index - self.period.start) // DAY if isinstance(index, datetime) else index - 1
+            out.append(("day", self.period.first + timedelta(days=days)))
+        if "total" in self.groups:
+            out.append(("total", 0))
+        return out
+
+    async def rows(self, conn: asyncpg.Connection,
+                   rollup: Callable[[Params, datetime, datetime], str],
+                   raw: Callable[[Params, datetime, datetime], str]) -> list[asyncpg.Record]:
+        """``rollup(p, start, end)`` SQL for the period's whole UTC hours, ``raw(p,
+        start, end)`` for the partial hours at its edges."""
+        period, rows = self.period, []
+        inner_start, inner_end = _ceil_hour(period.start), _floor_hour(period.end)
+        edges = [(period.start, period.end)]
+        if inner_start < inner_end:
+            p = Params()
+            rows.extend(await conn.fetch(rollup(p, inner_start, inner_end), *p.values))
+            edges = [(period.start, inner_start), (inner_end, period.end)]
+        for start, end in edges:
+            if start < end:
+                p = Params()
+                rows.extend(await conn.fetch(raw(p, start, end), *p.values))
+        return rows
+
+
 async def counts_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
                           groups: tuple[str, ...] = GROUPS) -> dict[str, dict[object, Figures]]:
-    """``counts`` for each of ``groups`` from one read of the rollup: whole hours are
-    grouped by schedule task and by local day together (GROUPING SETS), the day found
-    by arithmetic (date_bin) or, across a DST change, a binary search of the period's
-    midnights (width_bucket) instead of a time zone conversion per row, and the total
-    summed from the days (they partition the period). Partial hours at the edges come
-    from raw events the same way. Periods the midnights cannot serve (see day_bounds)
-    are left to ``counts``."""
-    bounds = day_bounds(period)
-    if "day" in groups and bounds is None:
+    """``counts`` for each of ``groups`` from one read of report_event_hours (see
+    Grouping); periods the midnights cannot serve are left to ``counts``."""
+    grouping = Grouping(period, groups)
+    if not grouping.usable:
         return {g: await counts(conn, scope, period, g) for g in groups}
-    by_day = "day" in groups
-    total_alone = "total" in groups and not by_day
 
-    def grouped(p: Params, task: str, time_sql: str, kind: str, human: str) -> tuple[str, str]:
-        """Select list and GROUP BY of the wanted sets: task, day_index, task_set
-        (true on rows of the per-task set), kind, human."""
-        day = "0"
-        if by_day and all(b - a == DAY for a, b in zip(bounds, bounds[1:], strict=False)):
-            # days of 24 hours (no DST change inside): arithmetic, 15% faster
-            day = f"date_bin('1 day', {time_sql}, {p(period.start)}::timestamptz)"
-        elif by_day:
-            day = f"width_bucket({time_sql}, {p(bounds)}::timestamptz[])"
-        sets = []
-        if "task" in groups:
-            sets.append(f"({task}, {kind}, {human})")
-        if by_day:
-            sets.append(f"({day}, {kind}, {human})")
-        if total_alone:
-            sets.append(f"({kind}, {human})")
-        task_cols = (f"{task} AS task, grouping({task}) = 0 AS task_set" if "task" in groups
-                     else "NULL::int AS task, false AS task_set")
-        return (f"{task_cols}, {day} AS day_index, {kind} AS kind, {human} AS human",
-                f"GROUPING SETS ({', '.join(sets)})")
-
-    rows: list = []
-    inner_start, inner_end = _ceil_hour(period.start), _floor_hour(period.end)
-    edges = [(period.start, period.end)]
-    if inner_start < inner_end:
-        p = Params()
-        cols, sets = grouped(p, "h.schedule_task", "h.hour", "h.kind", "h.human")
-        rows.extend(await conn.fetch(f"""
+    def rollup(p: Params, start: datetime, end: datetime) -> str:
+        cols, sets = grouping.sql(p, "h.schedule_task", "h.hour", ["h.kind AS kind",
+                                                                   "h.human AS human"])
+        return f"""
             SELECT {cols}, sum(h.n)::bigint AS n
             FROM report_event_hours h
-            WHERE h.hour >= {p(inner_start)} AND h.hour < {p(inner_end)}
-              AND {scope.where(p, 'h')}
-            GROUP BY {sets}""", *p.values))
-        edges = [(period.start, inner_start), (inner_end, period.end)]
-    for start, end in edges:
-        if start < end:
-            p = Params()
-            cols, sets = grouped(p, "e.schedule_task", "e.ts", "e.kind",
-                                 HUMAN_SQL.replace("flags", "e.flags"))
-            rows.extend(await conn.fetch(f"""
-                SELECT {cols}, count(*) AS n
-                FROM events e
-                LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id
-                LEFT JOIN campaigns c ON c.id = e.campaign
-                WHERE e.ts >= {p(start)} AND e.ts < {p(end)} AND NOT coalesce(d.is_test, false)
-                  AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}
-                GROUP BY {sets}""", *p.values))
+            WHERE h.hour >= {p(start)} AND h.hour < {p(end)} AND {scope.where(p, 'h')}
+            GROUP BY {sets}"""
+
+    def raw(p: Params, start: datetime, end: datetime) -> str:
+        human = HUMAN_SQL.replace("flags", "e.flags")
+        cols, sets = grouping.sql(p, "e.schedule_task", "e.ts", ["e.kind AS kind",
+                                                                 f"{human} AS human"])
+        return f"""
+            SELECT {cols}, count(*) AS n
+            FROM events e
+            LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id
+            LEFT JOIN campaigns c ON c.id = e.campaign
+            WHERE e.ts >= {p(start)} AND e.ts < {p(end)} AND NOT coalesce(d.is_test, false)
+              AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}
+            GROUP BY {sets}"""
+
     out: dict[str, dict[object, Figures]] = {g: defaultdict(Figures) for g in groups}
-    for r in rows:
-        kind = (r["kind"], r["human"])
-        if r["task_set"]:
-            out["task"][r["task"]].events[kind] += r["n"]
-            continue
-        if by_day:
-            index = r["day_index"]  # date_bin's day start, or width_bucket's 1-based day
-            days = (index - period.start) // DAY if isinstance(index, datetime) else index - 1
-            out["day"][period.first + timedelta(days=days)].events[kind] += r["n"]
-        if "total" in groups:
-            out["total"][0].events[kind] += r["n"]
+    for r in await grouping.rows(conn, rollup, raw):
+        for group, key in grouping.keys_of(r):
+            out[group][key].events[(r["kind"], r["human"])] += r["n"]
+    return out
+
+
+async def outcomes_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
+                            groups: tuple[str, ...] = GROUPS) -> dict[str, dict[object, Figures]]:
+    """``outcomes`` for each of ``groups`` from one read of report_outcome_hours (see
+    Grouping); periods the midnights cannot serve are left to ``outcomes``."""
+    grouping = Grouping(period, groups)
+    if not grouping.usable:
+        return {g: await outcomes(conn, scope, period, g) for g in groups}
+
+    def rollup(p: Params, start: datetime, end: datetime) -> str:
+        cols, sets = grouping.sql(p, "h.schedule_task", "h.hour", ["h.status AS status"])
+        return f"""
+            SELECT {cols}, sum(h.n)::bigint AS n
+            FROM report_outcome_hours h
+            WHERE h.hour >= {p(start)} AND h.hour < {p(end)} AND {scope.where(p, 'h')}
+            GROUP BY {sets}"""
+
+    def raw(p: Params, start_at: datetime, end_at: datetime) -> str:
+        start, end = p(start_at), p(end_at)
+        cols, sets = grouping.sql(p, "d.schedule_task", "coalesce(d.sent_at, d.created_at)",
+                                  ["d.status AS status"])
+        where = scope.where(p, "d")
+        return f"""
+            SELECT {cols}, count(*) AS n
+            FROM deliveries d
+            WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status BETWEEN 1 AND 5
+              AND NOT d.is_test AND {where}
+            GROUP BY {sets}
+            UNION ALL
+            SELECT {cols}, count(*) AS n
+            FROM deliveries d
+            WHERE d.sent_at IS NULL AND d.status = 5
+              AND d.created_at >= {start} AND d.created_at < {end}
+              AND NOT d.is_test AND {where}
+            GROUP BY {sets}"""
+
+    out: dict[str, dict[object, Figures]] = {g: defaultdict(Figures) for g in groups}
+    for r in await grouping.rows(conn, rollup, raw):
+        for group, key in grouping.keys_of(r):
+            out[group][key].outcomes[r["status"]] += r["n"]
     return out
 
 

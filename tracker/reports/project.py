@@ -56,9 +56,9 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
         await fig.plan_each_time(conn)
         opens_ok = await fig.opens_measurable(conn, scope)
         counts = await fig.counts_by_group(conn, scope, period, ("total", "day"))
-        total = merge(counts["total"],
-                      await fig.outcomes(conn, scope, period, "total")).get(0, fig.Figures())
-        days = merge(counts["day"], await fig.outcomes(conn, scope, period, "day"))
+        outcomes = await fig.outcomes_by_group(conn, scope, period, ("total", "day"))
+        total = merge(counts["total"], outcomes["total"]).get(0, fig.Figures())
+        days = merge(counts["day"], outcomes["day"])
         ranking = await clicks.click_ranking(conn, scope, period, opts.include_bots, opts.links)
         errors = error_table(await fig.error_codes(conn, scope, period))
         devices = await fig.devices(conn, scope, period, opens_ok=opens_ok,

@@ -7,6 +7,7 @@ tests/test_reports_exact.py; this file holds what a random data set rarely hits.
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -171,3 +172,47 @@ def test_day_bounds_place_rollup_hours_only_where_midnights_are_on_the_hour() ->
     assert fig.day_bounds(period("0001-01-01", "9999-12-31", "UTC")) is None
     assert fig.day_bounds(period("9999-12-30", "9999-12-31", "UTC")) is None
     assert fig.day_bounds(period("1900-01-01", "1900-01-02", "UTC")) is None
+
+
+@pytest.mark.parametrize("early", [False, True], ids=["firsts decide", "event before send"])
+def test_user_figures_of_one_group_equal_those_asked_together(database: str,
+                                                               early: bool) -> None:
+    """users(group) runs the query with that group alone (the first part of its UNION
+    names the columns); an event stamped before its send takes the raw path."""
+    from tests.reports_support import Data, at
+    from tracker.reports.periods import period as make_period
+
+    data = Data(database)
+    data.campaign("c")
+    sent = [("t1", "u1", "2026-05-01 10:00"), ("t1", "u2", "2026-05-01 23:30"),
+            ("t2", "u1", "2026-05-02 09:00"), ("t2", "u3", "2026-05-03 12:00")]
+    ids = data.deliveries([{"campaign": "c", "task": t, "user": u, "sent_at": at(s)}
+                           for t, u, s in sent])
+    data.events([(ids[0], at("2026-05-01 11:00"), 1), (ids[1], at("2026-05-02 08:00"), 2),
+                 (ids[2], at("2026-05-04 09:00"), 1), (ids[3], at("2026-05-03 12:01"), 5)])
+    if early:  # clocks disagree: an open stamped before its send, inside the period
+        data.events([(ids[3], at("2026-05-02 23:00"), 1)])
+
+    async def go() -> None:
+        conn = await asyncpg.connect(database)
+        try:
+            cid = data.campaign_ids["c"]
+            for tz in ("UTC", "Asia/Tokyo"):
+                scope, period = Scope((cid,)), make_period("2026-05-01", "2026-05-03", tz)
+                together = await fig.users_by_group(conn, scope, period)
+                for group in fig.GROUPS:
+                    alone = await fig.users(conn, scope, period, group)
+                    assert ({k: dict(f.users) for k, f in alone.items()}
+                            == {k: dict(f.users) for k, f in together[group].items()})
+                total = together["total"][0].users
+                assert total["delivered_users"] == 3
+                # u1 opened; u3's open, stamped before its send, is inside the period
+                # and, in Tokyo, inside its send day (08:00 and 21:00 on 5/3); in UTC
+                # it is the day before, which only the raw check can tell
+                assert total["open_users"] == (2 if early else 1)
+                u3_day = together["day"][date(2026, 5, 3)].users["open_users"]
+                assert u3_day == (1 if early and tz == "Asia/Tokyo" else 0)
+        finally:
+            await conn.close()
+
+    run(go())

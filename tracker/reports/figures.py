@@ -412,21 +412,23 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
         return ", ".join(f"count(*) FILTER (WHERE m & {_bit(i, day)} <> 0) AS {name}"
                          for i, name in enumerate(USER_FIGURES))
 
+    # every part names its columns: the first one of the UNION names them for all
+    head = "AS grp, {} AS task, {} AS day, count(*) AS delivered_users"
     parts = []
     if "total" in groups:
-        parts.append(f"""SELECT 'total' AS grp, 0 AS task, NULL::date AS day,
-                                count(*) AS delivered_users, {counted(False)}
+        parts.append(f"""SELECT 'total' {head.format(0, 'NULL::date')}, {counted(False)}
                          FROM (SELECT user_id, bit_or(m) AS m FROM per_task_user GROUP BY 1) t""")
     if "task" in groups:
-        parts.append(f"""SELECT 'task', schedule_task, NULL::date, count(*), {counted(False)}
+        parts.append(f"""SELECT 'task' {head.format('schedule_task', 'NULL::date')},
+                                {counted(False)}
                          FROM per_task_user GROUP BY schedule_task""")
     if "day" in groups:
-        parts.append(f"""SELECT 'day', 0, day, count(*), {counted(True)}
+        parts.append(f"""SELECT 'day' {head.format(0, 'day')}, {counted(True)}
                          FROM (SELECT day, user_id, bit_or(m) AS m FROM seen GROUP BY 1, 2) t
                          GROUP BY day""")
     if fast:
-        nothing = ", ".join("0" for _ in USER_FIGURES)
-        parts.append(f"SELECT 'early', 0, NULL::date, count(*), {nothing}"
+        nothing = ", ".join(f"0 AS {name}" for name in USER_FIGURES)
+        parts.append(f"SELECT 'early' {head.format(0, 'NULL::date')}, {nothing}"
                      " FROM seen WHERE early")
     sql = f"""
         WITH w AS (

@@ -9,6 +9,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
 from tracker.events import dictionary_id
 from tracker.reports import campaign as campaign_report
@@ -101,31 +102,48 @@ async def _check_every_period(conn: asyncpg.Connection) -> int:
     return checked
 
 
-async def _out_of_order(dsn: str) -> None:
+def _extremes_first(rows: list[tuple]) -> list[list[tuple]]:
+    by_pair: dict[tuple, list[tuple]] = {}
+    for r in rows:
+        by_pair.setdefault((r[2], DELIVERIES[r[1]][1]), []).append(r)
+    ends = {r for clicks in by_pair.values() for r in (min(clicks), max(clicks))}
+    return [sorted(ends), [r for r in rows if r not in ends]]
+
+
+ORDERS = {
+    # the later clicks land first: every pair's first click then moves earlier
+    "newest first": lambda rows: [sorted(rows, key=lambda r: -r[0])[i::3] for i in range(3)],
+    # each user's first and last click of a link first, then the ones between: the
+    # stored gaps between them are split
+    "gaps split": lambda rows: _extremes_first(rows),
+    "in order": lambda rows: [sorted(rows)],
+}
+
+
+async def _out_of_order(dsn: str, order: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         camps = await _setup(conn)
-        rows = _rows(camps, CLICKS)
         urls = {dictionary_id(u.encode()): u.encode() for u in LINKS}
-        # the later clicks land first: every pair's first click then moves earlier
-        rows.sort(key=lambda r: -r[0])
-        for n, part in enumerate((rows[:5], rows[5:9], rows[9:])):
+        for n, part in enumerate(ORDERS[order](_rows(camps, CLICKS))):
             await land(conn, journal="clicks", segment=n, offset=0, events=part, urls=urls,
                        user_agents={})
         # 55 periods (u1 clicks link A on days -40 and 33: days 2-3 lie between), both bot
         # settings, the project and each campaign
         assert await _check_every_period(conn) == 55 * 2 * 3
-        kept = await conn.fetch("SELECT * FROM report_link_first_counts WHERE n <> 0"
-                                " ORDER BY 1, 2, 3, 4, 5")
+        tables = ("SELECT * FROM report_link_first_counts WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
+                  "SELECT * FROM report_link_gaps ORDER BY 1, 2, 3, 4, 5")
+        kept = [await conn.fetch(q) for q in tables]
+        assert kept[1], "the clicks make gaps"
         await rollups.rebuild(conn)
-        assert await conn.fetch("SELECT * FROM report_link_first_counts WHERE n <> 0"
-                                " ORDER BY 1, 2, 3, 4, 5") == kept
+        assert [await conn.fetch(q) for q in tables] == kept
     finally:
         await conn.close()
 
 
-def test_click_users_for_every_period_equal_brute_force(database) -> None:
-    asyncio.run(_out_of_order(database))
+@pytest.mark.parametrize("order", ORDERS)
+def test_click_users_for_every_period_equal_brute_force(database, order: str) -> None:
+    asyncio.run(_out_of_order(database, order))
 
 
 async def _two_shippers(dsn: str) -> None:
@@ -136,8 +154,11 @@ async def _two_shippers(dsn: str) -> None:
         await first.execute("INSERT INTO urls (id, url) SELECT * FROM unnest($1::bigint[],"
                             " $2::text[])", list(urls), [u.decode() for u in urls.values()])
         # u1 clicks link A from campaign c0 and, earlier, from c1: one pair of the project
-        early, late = _rows(camps, [(1, 3, 9, 0, HUMAN)]), _rows(camps, [(2, 2, 9, 0, HUMAN)])
-        await first.execute("SELECT tracker_ensure_month_partition($1)", BASE.date())
+        # (a month apart, so the two batches share no counter row that would make the
+        # second wait anyway)
+        early, late = _rows(camps, [(1, 33, 9, 0, HUMAN)]), _rows(camps, [(2, 2, 9, 0, HUMAN)])
+        for month in (BASE.date(), (BASE + timedelta(days=33)).date()):
+            await first.execute("SELECT tracker_ensure_month_partition($1)", month)
         # one shipper holds the new pair uncommitted; another lands the earlier click
         tx = first.transaction()
         await tx.start()
@@ -152,12 +173,12 @@ async def _two_shippers(dsn: str) -> None:
         await other
         counts = await first.fetch("SELECT campaign, span, at, n FROM report_link_first_counts"
                                    " WHERE bots AND n <> 0 ORDER BY 1, 2, 3")
-        day2, day3 = BASE + timedelta(days=2), BASE + timedelta(days=3)
-        march = BASE.replace(day=1)
+        day2, day33 = BASE + timedelta(days=2), BASE + timedelta(days=33)
+        march, april = BASE.replace(day=1), day33.replace(day=1)
         assert [(r["campaign"], r["span"], r["at"], r["n"]) for r in counts] == [
             (0, 1, day2 + timedelta(hours=9), 1), (0, 24, day2, 1), (0, 744, march, 1),
-            (camps[0], 1, day3 + timedelta(hours=9), 1), (camps[0], 24, day3, 1),
-            (camps[0], 744, march, 1),
+            (camps[0], 1, day33 + timedelta(hours=9), 1), (camps[0], 24, day33, 1),
+            (camps[0], 744, april, 1),
             (camps[1], 1, day2 + timedelta(hours=9), 1), (camps[1], 24, day2, 1),
             (camps[1], 744, march, 1)]
     finally:

@@ -71,8 +71,7 @@ async def write(conn: asyncpg.Connection, deliveries: list[dict], events: list[t
                        " report_event_hours, report_delivery_firsts, journal_positions,"
                        " report_outcome_hours, report_click_hours, report_click_users,"
                        " report_agent_hours, report_link_click_counts, report_link_users,"
-                       " report_link_first_counts"
-                       " CASCADE")
+                       " report_link_first_counts, report_link_gaps CASCADE")
     camps, tasks = [], {}
     for i, channel in enumerate(("email", "push")):
         camps.append(await conn.fetchval(
@@ -305,7 +304,8 @@ async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, c
                     "SELECT * FROM report_link_click_counts ORDER BY 1, 2, 3, 4, 5",
                     "SELECT * FROM report_link_users ORDER BY 1, 2, 3",
                     "SELECT * FROM report_link_first_counts WHERE n <> 0"
-                    " ORDER BY 1, 2, 3, 4, 5")
+                    " ORDER BY 1, 2, 3, 4, 5",
+                    "SELECT * FROM report_link_gaps ORDER BY 1, 2, 3, 4, 5")
         kept = [await conn.fetch(q) for q in snapshot]
         await rollups.rebuild(conn)  # what landing built equals a recount from scratch
         assert [await conn.fetch(q) for q in snapshot] == kept

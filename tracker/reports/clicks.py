@@ -1,7 +1,8 @@
 """The click ranking (F5): clicks and distinct clicking users per link URL.
 
-Clicks come from report_click_hours like every count figure (figures.hourly); the
-distinct users per link are the costly part and have their own rollups.
+The project or one campaign over whole hours reads the report_link_* counters
+(tracker.store.link_rollups); any other scope reads report_click_hours and
+report_click_users with raw clicks at the edges.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import asyncpg
 from tracker.reports import figures as fig
 from tracker.reports.periods import Period
 from tracker.reports.scope import CHANNEL_OF_EVENT, Params, Scope
-from tracker.store.rollups import DAY_SPAN, HOUR_SPAN, HUMAN_SQL, MONTH_SPAN
+from tracker.store.link_rollups import DAY_SPAN, HOUR_SPAN, MONTH_SPAN
+from tracker.store.rollups import HUMAN_SQL
 
 DAY = timedelta(days=1)
 
@@ -93,34 +95,25 @@ async def _link_clicks_counted(conn: asyncpg.Connection, key: int,
 
 async def _link_users_counted(conn: asyncpg.Connection, key: int, period: Period,
                               include_bots: bool, url_ids: list[int]) -> dict[int, int]:
-    """Distinct users per link clicking inside the period from report_link_first_counts
-    (pairs first clicked inside) plus the pairs first clicked before the period with a
-    click inside it (report_link_users: last click inside, or raw clicks when their
-    clicks surround the period)."""
+    """Distinct users per link clicking inside the period: the (link, user) pairs first
+    clicked inside it (report_link_first_counts) plus those that clicked before it and
+    again inside, each of which has exactly one gap entering the period
+    (report_link_gaps: start before it, end inside it)."""
     p = Params()
     start, end = period.start, period.end
-    campaign, links = p(key), p(url_ids)
+    campaign, links, bots = p(key), p(url_ids), p(include_bots)
     head = (f"SELECT url_id, n FROM report_link_first_counts WHERE campaign = {campaign}"
-            f" AND url_id = ANY({links}::bigint[]) AND bots = {p(include_bots)}")
+            f" AND url_id = ANY({links}::bigint[]) AND bots = {bots}")
     firsts = " UNION ALL ".join(f"{head} AND span = {span} AND at >= {p(a)} AND at < {p(b)}"
                                 for span, a, b in spans(start, end))
-    first, last = ("u.first_click", "u.last_click") if include_bots else (
-        "u.first_human", "u.last_human")
-    s, e = p(start), p(end)
-    human = "" if include_bots else f" AND {HUMAN_SQL.replace('flags', 'ev.flags')}"
-    same_campaign = "" if key == 0 else " AND d.campaign = u.campaign"
+    s = p(start)
     sql = f"""
         SELECT url_id, sum(n)::bigint AS n FROM ({firsts}
             UNION ALL
-            SELECT u.url_id, 1 FROM report_link_users u
-            WHERE u.campaign = {campaign} AND u.url_id = ANY({links}::bigint[])
-              AND {first} < {last} AND {first} < {s} AND {last} >= {s}
-              AND ({last} < {e} OR EXISTS (
-                  SELECT 1 FROM deliveries d
-                  JOIN events ev ON ev.delivery_id = d.delivery_id
-                  WHERE d.user_id = u.user_id{same_campaign} AND NOT d.is_test
-                    AND ev.kind = 2 AND ev.url_id = u.url_id
-                    AND ev.ts >= {s} AND ev.ts < {e}{human}))
+            SELECT g.url_id, 1 FROM report_link_gaps g
+            WHERE g.campaign = {campaign} AND g.url_id = ANY({links}::bigint[])
+              AND g.bots = {bots} AND g.gap_start < {s} AND g.gap_end >= {s}
+              AND g.gap_end < {p(end)}
         ) pairs GROUP BY url_id"""
     return {r["url_id"]: r["n"] for r in await conn.fetch(sql, *p.values)}
 

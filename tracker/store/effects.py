@@ -13,6 +13,5 @@ from tracker.store import rollups, subscriptions
 
 
 async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
-    await rollups.lock_link_users(conn, rows)
     await subscriptions.apply(conn, rows)
     await rollups.apply(conn, rows)

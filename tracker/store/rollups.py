@@ -11,10 +11,7 @@ these tables for whole hours and stay exactly equal to the raw events.
 * report_click_hours, report_click_users: clicks per link and hour, and per (link,
   user) the first and last click, for the click ranking (sql/040_report_speed.sql).
 * report_agent_hours: opens and clicks per user agent and hour (F22 breakdown).
-* report_link_click_counts, report_link_users, report_link_first_counts: per campaign
-  and for the whole project (campaign 0), clicks per link, each (link, user)'s first and
-  last click, and how many pairs first clicked, per UTC hour, day and month, so the click
-  ranking's clicks and distinct users are sums (sql/050_link_users.sql).
+* report_link_*: the click ranking's, written by tracker.store.link_rollups.
 
 ``apply`` is on the serving process's hot path: it aggregates the batch in Python
 (one row per hour and key, one per delivery, one per link and user) and sends only
@@ -30,6 +27,8 @@ from collections import defaultdict
 from datetime import datetime
 
 import asyncpg
+
+from tracker.store import link_rollups
 
 #: the human predicate on events.flags (not HEAD; verdict human or proxied open);
 #: tracker/reports and sql/020_reports.sql use the same expression.
@@ -97,81 +96,6 @@ ON CONFLICT (campaign, url_id, user_id, schedule_task, channel) DO UPDATE SET
 """
 
 
-#: report_link_* counters are kept per UTC hour, day and calendar month (the span's
-#: length in hours; 744 stands for a month of any length)
-HOUR_SPAN, DAY_SPAN, MONTH_SPAN = 1, 24, 744
-
-_SPANS = "(VALUES (1::smallint), (24::smallint), (744::smallint)) s (span)"
-
-
-def _span_start(t: str) -> str:
-    """The start of the span (column ``span``) holding instant ``t``, in SQL."""
-    return (f"CASE span WHEN 1 THEN date_trunc('hour', {t}, 'UTC')"
-            f" WHEN 24 THEN date_trunc('day', {t}, 'UTC')"
-            f" ELSE date_trunc('month', {t}, 'UTC') END")
-
-
-_LINK_CLICKS = """
-INSERT INTO report_link_click_counts AS c (campaign, url_id, human, span, at, n)
-SELECT * FROM unnest($1::int[], $2::bigint[], $3::bool[], $4::int2[], $5::timestamptz[],
-                     $6::bigint[])
-ON CONFLICT (campaign, span, at, human, url_id) DO UPDATE SET n = c.n + EXCLUDED.n
-"""
-
-#: one writer of report_link_users at a time (sql/050_link_users.sql): a batch reads
-#: the pairs' old first clicks to move their counts, which a concurrent shipper could
-#: change unseen; serializing just these writers keeps the counters exact
-LINK_USERS_LOCK = 7302050
-
-_LINK_USERS = f"""
-WITH b (campaign, url_id, user_id, f, l, fh, lh) AS (
-    SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::timestamptz[],
-                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])
-), old AS (
-    SELECT u.campaign, u.url_id, u.user_id, u.first_click, u.first_human
-    FROM report_link_users u JOIN b USING (campaign, url_id, user_id)
-), up AS (
-    INSERT INTO report_link_users AS u
-    SELECT * FROM b
-    ON CONFLICT (campaign, url_id, user_id) DO UPDATE SET
-        first_click = least(u.first_click, EXCLUDED.first_click),
-        last_click = greatest(u.last_click, EXCLUDED.last_click),
-        first_human = least(u.first_human, EXCLUDED.first_human),
-        last_human = greatest(u.last_human, EXCLUDED.last_human)
-), moved AS (
-    SELECT b.campaign, b.url_id, true AS bots, b.f AS t, 1 AS n
-    FROM b LEFT JOIN old o USING (campaign, url_id, user_id)
-    WHERE o.first_click IS NULL OR b.f < o.first_click
-    UNION ALL
-    SELECT o.campaign, o.url_id, true, o.first_click, -1
-    FROM b JOIN old o USING (campaign, url_id, user_id) WHERE b.f < o.first_click
-    UNION ALL
-    SELECT b.campaign, b.url_id, false, b.fh, 1
-    FROM b LEFT JOIN old o USING (campaign, url_id, user_id)
-    WHERE b.fh IS NOT NULL AND (o.first_human IS NULL OR b.fh < o.first_human)
-    UNION ALL
-    SELECT o.campaign, o.url_id, false, o.first_human, -1
-    FROM b JOIN old o USING (campaign, url_id, user_id) WHERE b.fh < o.first_human
-)
-INSERT INTO report_link_first_counts AS c (campaign, url_id, bots, span, at, n)
-SELECT m.campaign, m.url_id, m.bots, s.span,
-       {_span_start("m.t")}, sum(m.n)
-FROM moved m CROSS JOIN {_SPANS}
-GROUP BY 1, 2, 3, 4, 5
-HAVING sum(m.n) <> 0
-ORDER BY 1, 2, 3, 4, 5
-ON CONFLICT (campaign, url_id, bots, span, at) DO UPDATE SET n = c.n + EXCLUDED.n
-"""
-
-
-async def lock_link_users(conn: asyncpg.Connection, rows: list[tuple]) -> None:
-    """Take LINK_USERS_LOCK when ``rows`` hold clicks. Call it before the transaction
-    takes any other lock a concurrent shipper may wait for (first thing in the effects),
-    so lock order is the same everywhere and two shippers never deadlock."""
-    if any(r[6] == 2 for r in rows):
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", LINK_USERS_LOCK)
-
-
 def _min(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b < a else a
 
@@ -205,8 +129,7 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     agents: dict[tuple, int] = defaultdict(int)
     firsts: dict[int, list] = {}
     users: dict[tuple, list] = {}
-    links: dict[tuple, list] = {}
-    link_clicks: dict[tuple, int] = defaultdict(int)
+    links = link_rollups.LinkBatch()
     for ts, did, url_id, ua_id, campaign, task, kind, flags, _ in rows:
         delivery = known.get(did)
         human = is_human(flags)
@@ -227,21 +150,14 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
             agents[(campaign, hour, task, channel, ua_id, kind, human)] += 1
         if kind == 2:
             clicks[(campaign, hour, task, channel, url_id, human)] += 1
-            day = hour.replace(hour=0)
-            for span, at in ((HOUR_SPAN, hour), (DAY_SPAN, day), (MONTH_SPAN, day.replace(day=1))):
-                link_clicks[(campaign, span, at, human, url_id)] += 1
-                link_clicks[(0, span, at, human, url_id)] += 1
+            links.add(campaign, url_id, delivery["user_id"] if delivery is not None else None,
+                      ts, hour, human)
             if delivery is not None:
                 u = users.setdefault((campaign, url_id, delivery["user_id"], task, channel),
                                      [None] * 4)
                 u[0], u[1] = _min(u[0], ts), _max(u[1], ts)
                 if human:
                     u[2], u[3] = _min(u[2], ts), _max(u[3], ts)
-                for scope in (campaign, 0):
-                    pair = links.setdefault((scope, url_id, delivery["user_id"]), [None] * 4)
-                    pair[0], pair[1] = _min(pair[0], ts), _max(pair[1], ts)
-                    if human:
-                        pair[2], pair[3] = _min(pair[2], ts), _max(pair[3], ts)
     if hours:
         await conn.execute(_HOURS, *_columns(
             [(*k, n) for k, n in sorted(hours.items())], 7))
@@ -254,15 +170,11 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     if users:
         await conn.execute(_CLICK_USERS, *_columns(
             [(*k, *v) for k, v in sorted(users.items())], 9))
-    if link_clicks:
-        await conn.execute(_LINK_CLICKS, *_columns(
-            [(c, u, h, s, a, n) for (c, s, a, h, u), n in sorted(link_clicks.items())], 6))
-    if links:
-        await conn.execute(_LINK_USERS, *_columns(
-            [(*k, *v) for k, v in sorted(links.items())], 7))
     if agents:
         await conn.execute(_AGENT_HOURS, *_columns(
             [(*k, n) for k, n in sorted(agents.items())], 8))
+    # last: it takes the link rollups' lock, after which nothing else is touched
+    await links.write(conn)
 
 
 def _channel(alias: str = "d") -> str:
@@ -283,7 +195,7 @@ async def rebuild(conn: asyncpg.Connection) -> None:
         await conn.execute("TRUNCATE report_event_hours, report_delivery_firsts,"
                            " report_outcome_hours, report_click_hours, report_click_users,"
                            " report_agent_hours, report_link_click_counts, report_link_users,"
-                           " report_link_first_counts")
+                           " report_link_first_counts, report_link_gaps")
         await conn.execute(f"""
             INSERT INTO report_event_hours (campaign, hour, schedule_task, channel, kind,
                                             human, n)
@@ -332,36 +244,4 @@ async def rebuild(conn: asyncpg.Connection) -> None:
                    e.ua_id, e.kind, {human}, count(*)
             {events} WHERE e.kind IN (1, 2) AND NOT coalesce(d.is_test, false)
             GROUP BY 1, 2, 3, 4, 5, 6, 7""")
-        await conn.execute(f"""
-            INSERT INTO report_link_click_counts (campaign, url_id, human, span, at, n)
-            SELECT c.campaign, k.url_id, k.human, s.span, {_span_start('k.hour')}, sum(k.n)
-            FROM (SELECT e.campaign, e.url_id, date_trunc('hour', e.ts, 'UTC') AS hour,
-                         {human} AS human, count(*) AS n
-                  FROM events e LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id
-                  WHERE e.kind = 2 AND NOT coalesce(d.is_test, false)
-                  GROUP BY 1, 2, 3, 4) k
-            CROSS JOIN LATERAL (VALUES (k.campaign), (0)) c (campaign)
-            CROSS JOIN {_SPANS}
-            GROUP BY 1, 2, 3, 4, 5""")
-        await conn.execute(f"""
-            INSERT INTO report_link_users
-            SELECT e.campaign, e.url_id, d.user_id, min(e.ts), max(e.ts),
-                   min(e.ts) FILTER (WHERE {human}), max(e.ts) FILTER (WHERE {human})
-            FROM events e JOIN deliveries d ON d.delivery_id = e.delivery_id
-            WHERE e.kind = 2 AND NOT d.is_test
-            GROUP BY 1, 2, 3""")
-        await conn.execute("""
-            INSERT INTO report_link_users
-            SELECT 0, url_id, user_id, min(first_click), max(last_click), min(first_human),
-                   max(last_human)
-            FROM report_link_users GROUP BY 2, 3""")
-        await conn.execute(f"""
-            INSERT INTO report_link_first_counts (campaign, url_id, bots, span, at, n)
-            SELECT campaign, url_id, bots, span, {_span_start('t')}, count(*)
-            FROM (SELECT campaign, url_id, true AS bots, first_click AS t
-                  FROM report_link_users
-                  UNION ALL
-                  SELECT campaign, url_id, false, first_human FROM report_link_users
-                  WHERE first_human IS NOT NULL) f
-            CROSS JOIN {_SPANS}
-            GROUP BY 1, 2, 3, 4, 5""")
+        await link_rollups.rebuild(conn, human)

@@ -1,0 +1,259 @@
+"""The click ranking's rollups (F5, F12; sql/050_link_users.sql, sql/052_link_gaps.sql).
+
+For each campaign and for the whole project (campaign 0), kept in the shipper's
+transaction like every rollup:
+
+* report_link_click_counts: clicks per link, human or not, per UTC hour, day and month.
+* report_link_users: each (link, user) pair's first and last click (and human click).
+* report_link_first_counts: how many pairs first clicked per link, hour, day and month.
+* report_link_gaps: for each pair, the gaps between its consecutive distinct click
+  times, over all clicks (bots true) and over human clicks (bots false).
+
+Distinct users clicking a link inside a period [S, E) are then the pairs first clicked
+inside it (sums of counters) plus the pairs with a click before S and one inside: each
+has exactly one gap entering the period (start < S <= end < E), counted from an index.
+
+A batch reads the pairs' old first clicks and gaps before changing them, so writers
+hold LINK_USERS_LOCK: two shippers never fold the same pair at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+import asyncpg
+
+#: counters are kept per UTC hour, day and calendar month (the span's length in hours;
+#: 744 stands for a month of any length)
+HOUR_SPAN, DAY_SPAN, MONTH_SPAN = 1, 24, 744
+
+#: one writer of the pair tables at a time (see the module docstring)
+LINK_USERS_LOCK = 7302050
+
+SPANS_SQL = "(VALUES (1::smallint), (24::smallint), (744::smallint)) s (span)"
+
+
+def span_start_sql(t: str) -> str:
+    """The start of the span (column ``span``) holding instant ``t``, in SQL."""
+    return (f"CASE span WHEN 1 THEN date_trunc('hour', {t}, 'UTC')"
+            f" WHEN 24 THEN date_trunc('day', {t}, 'UTC')"
+            f" ELSE date_trunc('month', {t}, 'UTC') END")
+
+
+_CLICKS = """
+INSERT INTO report_link_click_counts AS c (campaign, url_id, human, span, at, n)
+SELECT * FROM unnest($1::int[], $2::bigint[], $3::bool[], $4::int2[], $5::timestamptz[],
+                     $6::bigint[])
+ON CONFLICT (campaign, span, at, human, url_id) DO UPDATE SET n = c.n + EXCLUDED.n
+"""
+
+_PAIRS = f"""
+WITH b (campaign, url_id, user_id, f, l, fh, lh) AS (
+    SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::timestamptz[],
+                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])
+), old AS (
+    SELECT u.campaign, u.url_id, u.user_id, u.first_click, u.first_human
+    FROM report_link_users u JOIN b USING (campaign, url_id, user_id)
+), up AS (
+    INSERT INTO report_link_users AS u
+    SELECT * FROM b
+    ON CONFLICT (campaign, url_id, user_id) DO UPDATE SET
+        first_click = least(u.first_click, EXCLUDED.first_click),
+        last_click = greatest(u.last_click, EXCLUDED.last_click),
+        first_human = least(u.first_human, EXCLUDED.first_human),
+        last_human = greatest(u.last_human, EXCLUDED.last_human)
+), moved AS (
+    SELECT b.campaign, b.url_id, true AS bots, b.f AS t, 1 AS n
+    FROM b LEFT JOIN old o USING (campaign, url_id, user_id)
+    WHERE o.first_click IS NULL OR b.f < o.first_click
+    UNION ALL
+    SELECT o.campaign, o.url_id, true, o.first_click, -1
+    FROM b JOIN old o USING (campaign, url_id, user_id) WHERE b.f < o.first_click
+    UNION ALL
+    SELECT b.campaign, b.url_id, false, b.fh, 1
+    FROM b LEFT JOIN old o USING (campaign, url_id, user_id)
+    WHERE b.fh IS NOT NULL AND (o.first_human IS NULL OR b.fh < o.first_human)
+    UNION ALL
+    SELECT o.campaign, o.url_id, false, o.first_human, -1
+    FROM b JOIN old o USING (campaign, url_id, user_id) WHERE b.fh < o.first_human
+)
+INSERT INTO report_link_first_counts AS c (campaign, url_id, bots, span, at, n)
+SELECT m.campaign, m.url_id, m.bots, s.span, {span_start_sql("m.t")}, sum(m.n)
+FROM moved m CROSS JOIN {SPANS_SQL}
+GROUP BY 1, 2, 3, 4, 5
+HAVING sum(m.n) <> 0
+ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (campaign, url_id, bots, span, at) DO UPDATE SET n = c.n + EXCLUDED.n
+"""
+
+_OLD_PAIRS = """
+SELECT u.campaign, u.url_id, u.user_id, u.first_click, u.last_click, u.first_human,
+       u.last_human
+FROM report_link_users u
+JOIN unnest($1::int[], $2::bigint[], $3::text[]) AS b (campaign, url_id, user_id)
+  USING (campaign, url_id, user_id)
+"""
+
+_SPLIT_GAPS = """
+SELECT g.campaign, g.url_id, g.user_id, g.bots, g.gap_start, g.gap_end, q.t
+FROM unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[])
+     AS q (campaign, url_id, user_id, bots, t)
+JOIN report_link_gaps g ON g.campaign = q.campaign AND g.url_id = q.url_id
+ AND g.user_id = q.user_id AND g.bots = q.bots AND g.gap_start < q.t AND g.gap_end > q.t
+"""
+
+_DROP_GAPS = """
+DELETE FROM report_link_gaps g
+USING unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[])
+      AS q (campaign, url_id, user_id, bots, gap_start)
+WHERE g.campaign = q.campaign AND g.url_id = q.url_id AND g.user_id = q.user_id
+  AND g.bots = q.bots AND g.gap_start = q.gap_start
+"""
+
+_ADD_GAPS = """
+INSERT INTO report_link_gaps (campaign, url_id, user_id, bots, gap_start, gap_end)
+SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[],
+                     $6::timestamptz[])
+"""
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    return [[r[i] for r in rows] for i in range(width)]
+
+
+def _chain(points: list[datetime]) -> list[tuple[datetime, datetime]]:
+    return list(zip(points, points[1:], strict=False))
+
+
+class LinkBatch:
+    """The clicks of one landed batch, folded for the report_link_* tables."""
+
+    def __init__(self) -> None:
+        self.clicks: dict[tuple, int] = defaultdict(int)
+        #: (campaign, url_id, user_id) -> (click times, human click times)
+        self.pairs: dict[tuple, tuple[list[datetime], list[datetime]]] = {}
+
+    def add(self, campaign: int, url_id: int, user_id: str | None, ts: datetime,
+            hour: datetime, human: bool) -> None:
+        """One click (not of a test send); ``user_id`` None when the delivery is unknown."""
+        day = hour.replace(hour=0)
+        for span, at in ((HOUR_SPAN, hour), (DAY_SPAN, day), (MONTH_SPAN, day.replace(day=1))):
+            self.clicks[(campaign, span, at, human, url_id)] += 1
+            self.clicks[(0, span, at, human, url_id)] += 1
+        if user_id is None:
+            return
+        for scope in (campaign, 0):
+            every, humans = self.pairs.setdefault((scope, url_id, user_id), ([], []))
+            every.append(ts)
+            if human:
+                humans.append(ts)
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        """Write the batch; the last thing its transaction does. It first takes
+        LINK_USERS_LOCK, held to commit; after it the transaction touches only these
+        tables (written by no one without the lock) and its own journal position, so
+        it never waits for a shipper that waits for the lock: no deadlock."""
+        if not self.clicks:
+            return
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", LINK_USERS_LOCK)
+        if self.clicks:
+            await conn.execute(_CLICKS, *_columns(
+                [(c, u, h, s, a, n) for (c, s, a, h, u), n in sorted(self.clicks.items())], 6))
+        if not self.pairs:
+            return
+        keys = sorted(self.pairs)
+        await self._write_gaps(conn, keys)
+        rows = []
+        for key in keys:
+            every, humans = self.pairs[key]
+            rows.append((*key, min(every), max(every), min(humans, default=None),
+                         max(humans, default=None)))
+        await conn.execute(_PAIRS, *_columns(rows, 7))
+
+    async def _write_gaps(self, conn: asyncpg.Connection, keys: list[tuple]) -> None:
+        """New gaps from this batch's click times and the pairs' stored first and last
+        clicks; a click inside a stored gap splits it (clicks may land out of order)."""
+        old = {(r[0], r[1], r[2]): r for r in await conn.fetch(_OLD_PAIRS, *_columns(keys, 3))}
+        added: list[tuple] = []
+        inside: list[tuple] = []
+        for key in keys:
+            stored = old.get(key)
+            for bots, times in ((True, self.pairs[key][0]), (False, self.pairs[key][1])):
+                points = sorted(set(times))
+                first = last = None
+                if stored is not None:
+                    first, last = (stored[3], stored[4]) if bots else (stored[5], stored[6])
+                if first is None:
+                    added.extend((*key, bots, a, b) for a, b in _chain(points))
+                    continue
+                before = [t for t in points if t < first]
+                after = [t for t in points if t > last]
+                added.extend((*key, bots, a, b) for a, b in _chain(before + [first]) if before)
+                added.extend((*key, bots, a, b) for a, b in _chain([last] + after) if after)
+                inside.extend((*key, bots, t) for t in points if first < t < last)
+        dropped: list[tuple] = []
+        if inside:
+            splits: dict[tuple, list[datetime]] = defaultdict(list)
+            for r in await conn.fetch(_SPLIT_GAPS, *_columns(inside, 5)):
+                splits[tuple(r)[:6]].append(r["t"])
+            for (campaign, url_id, user_id, bots, start, end), points in splits.items():
+                dropped.append((campaign, url_id, user_id, bots, start))
+                added.extend((campaign, url_id, user_id, bots, a, b)
+                             for a, b in _chain([start, *sorted(points), end]))
+        if dropped:
+            await conn.execute(_DROP_GAPS, *_columns(sorted(dropped), 5))
+        if added:
+            await conn.execute(_ADD_GAPS, *_columns(sorted(added), 6))
+
+
+async def rebuild(conn: asyncpg.Connection, human: str) -> None:
+    """Recompute the report_link_* tables from events and deliveries (already emptied
+    by the caller); ``human`` is the human predicate on alias ``e``. The same SQL as
+    the backfills of sql/050_link_users.sql and sql/052_link_gaps.sql."""
+    await conn.execute(f"""
+        INSERT INTO report_link_click_counts (campaign, url_id, human, span, at, n)
+        SELECT c.campaign, k.url_id, k.human, s.span, {span_start_sql('k.hour')}, sum(k.n)
+        FROM (SELECT e.campaign, e.url_id, date_trunc('hour', e.ts, 'UTC') AS hour,
+                     {human} AS human, count(*) AS n
+              FROM events e LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id
+              WHERE e.kind = 2 AND NOT coalesce(d.is_test, false)
+              GROUP BY 1, 2, 3, 4) k
+        CROSS JOIN LATERAL (VALUES (k.campaign), (0)) c (campaign)
+        CROSS JOIN {SPANS_SQL}
+        GROUP BY 1, 2, 3, 4, 5""")
+    await conn.execute(f"""
+        INSERT INTO report_link_users
+        SELECT e.campaign, e.url_id, d.user_id, min(e.ts), max(e.ts),
+               min(e.ts) FILTER (WHERE {human}), max(e.ts) FILTER (WHERE {human})
+        FROM events e JOIN deliveries d ON d.delivery_id = e.delivery_id
+        WHERE e.kind = 2 AND NOT d.is_test
+        GROUP BY 1, 2, 3""")
+    await conn.execute("""
+        INSERT INTO report_link_users
+        SELECT 0, url_id, user_id, min(first_click), max(last_click), min(first_human),
+               max(last_human)
+        FROM report_link_users GROUP BY 2, 3""")
+    await conn.execute(f"""
+        INSERT INTO report_link_first_counts (campaign, url_id, bots, span, at, n)
+        SELECT campaign, url_id, bots, span, {span_start_sql('t')}, count(*)
+        FROM (SELECT campaign, url_id, true AS bots, first_click AS t
+              FROM report_link_users
+              UNION ALL
+              SELECT campaign, url_id, false, first_human FROM report_link_users
+              WHERE first_human IS NOT NULL) f
+        CROSS JOIN {SPANS_SQL}
+        GROUP BY 1, 2, 3, 4, 5""")
+    await conn.execute(f"""
+        INSERT INTO report_link_gaps (campaign, url_id, user_id, bots, gap_start, gap_end)
+        SELECT campaign, url_id, user_id, bots, previous, ts
+        FROM (SELECT p.*, lag(p.ts) OVER (PARTITION BY p.campaign, p.url_id, p.user_id,
+                                                       p.bots ORDER BY p.ts) AS previous
+              FROM (SELECT DISTINCT c.campaign, k.url_id, k.user_id, v.bots, k.ts
+                    FROM (SELECT e.campaign, e.url_id, d.user_id, e.ts, {human} AS human
+                          FROM events e JOIN deliveries d ON d.delivery_id = e.delivery_id
+                          WHERE e.kind = 2 AND NOT d.is_test) k
+                    CROSS JOIN LATERAL (VALUES (k.campaign), (0)) c (campaign)
+                    CROSS JOIN LATERAL (VALUES (true), (false)) v (bots)
+                    WHERE v.bots OR k.human) p) g
+        WHERE previous IS NOT NULL""")

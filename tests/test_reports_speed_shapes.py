@@ -169,6 +169,11 @@ def test_day_bounds_place_rollup_hours_only_where_midnights_are_on_the_hour() ->
     tokyo = fig.day_bounds(period("2026-01-01", "2026-12-31", "Asia/Tokyo"))
     assert tokyo is not None and len(tokyo) == 366 and tokyo[0].hour == 15
     assert fig.day_bounds(period("2026-01-01", "2026-01-31", "Asia/Kolkata")) is None
+    # user figures need no whole hours, only days of 24 hours for their arithmetic
+    assert fig.uniform_days(period("2026-01-01", "2026-01-31", "Asia/Kolkata"))
+    assert fig.uniform_days(period("2026-01-01", "2026-12-31", "Asia/Tokyo"))
+    assert not fig.uniform_days(spring)
+    assert not fig.uniform_days(period("0001-01-01", "9999-12-31", "UTC"))
     assert fig.day_bounds(period("0001-01-01", "9999-12-31", "UTC")) is None
     assert fig.day_bounds(period("9999-12-30", "9999-12-31", "UTC")) is None
     assert fig.day_bounds(period("1900-01-01", "1900-01-02", "UTC")) is None

@@ -111,24 +111,40 @@ async def counts(conn: asyncpg.Connection, scope: Scope, period: Period,
 
 
 @functools.lru_cache(maxsize=512)
-def day_bounds(period: Period) -> tuple[datetime, ...] | None:
+def midnights(period: Period) -> tuple[datetime, ...] | None:
     """The UTC instants of the period's local midnights, from its first day's to the
-    one after its last day, when they can place rollup hours in local days: a dense
-    period whose midnights all fall on whole UTC hours. None otherwise. Cached: a
-    year's midnights take ~1 ms to compute, and reports ask for the same periods."""
+    one after its last day; None for periods too long or too far out to list them.
+    Cached: a year's midnights take ~1 ms to compute, and reports ask for the same
+    periods."""
     if (not period.dense or period.first.year <= EARLIEST.year
             or period.last.year >= LATEST.year - 1):
         return None
     zone = ZoneInfo(period.timezone)
-    bounds = [local_midnight(period.first + timedelta(days=i), zone)
-              for i in range(period.days + 1)]
+    bounds = tuple(local_midnight(period.first + timedelta(days=i), zone)
+                   for i in range(period.days + 1))
     if bounds[0] != period.start or bounds[-1] != period.end:
-        return None
-    if any(b.astimezone(UTC) != _floor_hour(b.astimezone(UTC)) for b in bounds):
         return None
     if any(a >= b for a, b in zip(bounds, bounds[1:], strict=False)):
         return None
-    return tuple(bounds)
+    return bounds
+
+
+def day_bounds(period: Period) -> tuple[datetime, ...] | None:
+    """``midnights`` when they can place rollup hours in local days: all of them on
+    whole UTC hours. None otherwise."""
+    bounds = midnights(period)
+    if bounds is None or any(b.astimezone(UTC) != _floor_hour(b.astimezone(UTC))
+                             for b in bounds):
+        return None
+    return bounds
+
+
+def uniform_days(period: Period) -> bool:
+    """Every local day of the period lasts 24 hours (no DST change inside): a day
+    starts a whole number of days after the period does."""
+    bounds = midnights(period)
+    return bounds is not None and all(b - a == DAY for a, b in zip(bounds, bounds[1:],
+                                                                    strict=False))
 
 
 class Grouping:
@@ -150,7 +166,7 @@ class Grouping:
         its own alias) and the GROUPING SETS clause for it."""
         day = "0"
         bounds = self.bounds or ()
-        if self.by_day and all(b - a == DAY for a, b in zip(bounds, bounds[1:], strict=False)):
+        if self.by_day and uniform_days(self.period):
             # days of 24 hours (no DST change inside): arithmetic, 15% faster
             day = f"date_bin('1 day', {time_sql}, {p(self.period.start)}::timestamptz)"
         elif self.by_day:
@@ -389,8 +405,18 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
     so the caller re-asks with ``fast=False``, which checks those raw."""
     p = Params()
     start, end = p(period.start), p(period.end)
-    tz = p(period.timezone) + "::text"
-    local_day = f"(d.sent_at AT TIME ZONE {tz})::date"
+    if uniform_days(period):
+        # days of 24 hours: the send day's midnight by arithmetic (day is then that
+        # instant), not three time zone conversions per delivery
+        day_start = f"date_bin('1 day', d.sent_at, {start}::timestamptz)"
+        day_cols = f"{day_start} AS day, {day_start} AS ds, {day_start} + interval '1 day' AS de"
+        no_day = "NULL::timestamptz"
+    else:
+        tz = p(period.timezone) + "::text"
+        local_day = f"(d.sent_at AT TIME ZONE {tz})::date"
+        day_cols = (f"{local_day} AS day, ({local_day})::timestamp AT TIME ZONE {tz} AS ds,"
+                    f" ({local_day} + 1)::timestamp AT TIME ZONE {tz} AS de")
+        no_day = "NULL::date"
     firsts = "LEFT JOIN report_delivery_firsts f ON f.delivery_id = w.delivery_id"
     if scope.campaigns is not None:
         # one campaign's deliveries: look each one up (OFFSET 0 keeps the planner from
@@ -417,10 +443,10 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
     head = "AS grp, {} AS task, {} AS day, count(*) AS delivered_users"
     parts = []
     if "total" in groups:
-        parts.append(f"""SELECT 'total' {head.format(0, 'NULL::date')}, {counted(False)}
+        parts.append(f"""SELECT 'total' {head.format(0, no_day)}, {counted(False)}
                          FROM (SELECT user_id, bit_or(m) AS m FROM per_task_user GROUP BY 1) t""")
     if "task" in groups:
-        parts.append(f"""SELECT 'task' {head.format('schedule_task', 'NULL::date')},
+        parts.append(f"""SELECT 'task' {head.format('schedule_task', no_day)},
                                 {counted(False)}
                          FROM per_task_user GROUP BY schedule_task""")
     if "day" in groups:
@@ -429,13 +455,11 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
                          GROUP BY day""")
     if fast:
         nothing = ", ".join(f"0 AS {name}" for name in USER_FIGURES)
-        parts.append(f"SELECT 'early' {head.format(0, 'NULL::date')}, {nothing}"
+        parts.append(f"SELECT 'early' {head.format(0, no_day)}, {nothing}"
                      " FROM seen WHERE early")
     sql = f"""
         WITH w AS (
-            SELECT d.delivery_id, d.campaign, d.schedule_task, d.user_id, {local_day} AS day,
-                   ({local_day})::timestamp AT TIME ZONE {tz} AS ds,
-                   ({local_day} + 1)::timestamp AT TIME ZONE {tz} AS de,
+            SELECT d.delivery_id, d.campaign, d.schedule_task, d.user_id, {day_cols},
                    {start}::timestamptz AS ws, {end}::timestamptz AS we
             FROM deliveries d
             WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status = {DELIVERED}
@@ -468,7 +492,10 @@ async def users_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
     for r in rows:
         if r["grp"] == "early":
             continue
-        key = {"total": 0, "task": r["task"], "day": r["day"]}[r["grp"]]
+        day = r["day"]
+        if isinstance(day, datetime):  # a day's start (uniform_days): its local date
+            day = period.first + timedelta(days=(day - period.start) // DAY)
+        key = {"total": 0, "task": r["task"], "day": day}[r["grp"]]
         figures = out[r["grp"]][key]
         for name in ("delivered_users", *USER_FIGURES):
             figures.users[name] = r[name]

@@ -1,8 +1,10 @@
 """Ships committed journal records to PostgreSQL with COPY, exactly once.
 
-It ships this process's own journal at a steady cadence (every ``interval``, 50 ms:
+It ships this process's own journal at a steady cadence (every ``interval``, 25 ms:
 an event is in the reports well within a second, F18, and at load a batch holds
-hundreds of events instead of one group commit's handful) and drains the journals of
+hundreds of events instead of one group commit's handful; 25 rather than 50 ms keeps
+each batch's Python, which holds the GIL the serving thread needs, shorter, at no
+CPU cost measured) and drains the journals of
 dead processes it adopts. It keeps one connection of its own for that (no pool
 acquire and reset per batch). While PostgreSQL is down it retries with backoff; the
 edge never waits for it.
@@ -78,7 +80,7 @@ class _Batch:
 
 
 class Shipper:
-    def __init__(self, pool: asyncpg.Pool, journal: Journal, *, interval: float = 0.05,
+    def __init__(self, pool: asyncpg.Pool, journal: Journal, *, interval: float = 0.025,
                  adopt_every: float = 5.0) -> None:
         self.pool = pool
         self.journal = journal

@@ -202,6 +202,7 @@ def test_user_figures_of_one_group_equal_those_asked_together(database: str,
         conn = await asyncpg.connect(database)
         try:
             cid = data.campaign_ids["c"]
+            ids_task = {t: data.task("c", t) for t in ("t1", "t2")}
             for tz in ("UTC", "Asia/Tokyo"):
                 scope, period = Scope((cid,)), make_period("2026-05-01", "2026-05-03", tz)
                 together = await fig.users_by_group(conn, scope, period)
@@ -217,6 +218,15 @@ def test_user_figures_of_one_group_equal_those_asked_together(database: str,
                 assert total["open_users"] == (2 if early else 1)
                 u3_day = together["day"][date(2026, 5, 3)].users["open_users"]
                 assert u3_day == (1 if early and tz == "Asia/Tokyo" else 0)
+                if tz == "UTC":
+                    # 5/1 is t1's alone (figures taken from the task), 5/2 and 5/3 are
+                    # t2's, which spans two days (counted by day and user)
+                    by_day = {d: (f.users["delivered_users"], f.users["open_users"],
+                                  f.users["click_users"])
+                              for d, f in together["day"].items()}
+                    assert by_day == {date(2026, 5, 1): (2, 1, 0), date(2026, 5, 2): (1, 0, 0),
+                                      date(2026, 5, 3): (1, 0, 0)}
+                    assert together["task"][ids_task["t1"]].users["click_users"] == 1
         finally:
             await conn.close()
 

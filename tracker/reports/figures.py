@@ -440,23 +440,32 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
                          for i, name in enumerate(USER_FIGURES))
 
     # every part names its columns: the first one of the UNION names them for all
-    head = "AS grp, {} AS task, {} AS day, count(*) AS delivered_users"
+    head = "AS grp, {} AS task, {} AS day, {} AS delivered_users"
     parts = []
     if "total" in groups:
-        parts.append(f"""SELECT 'total' {head.format(0, no_day)}, {counted(False)}
+        parts.append(f"""SELECT 'total' {head.format(0, no_day, 'count(*)')}, {counted(False)}
                          FROM (SELECT user_id, bit_or(m) AS m FROM per_task_user GROUP BY 1) t""")
     if "task" in groups:
-        parts.append(f"""SELECT 'task' {head.format('schedule_task', no_day)},
-                                {counted(False)}
-                         FROM per_task_user GROUP BY schedule_task""")
+        names = ", ".join(USER_FIGURES)
+        parts.append(f"""SELECT 'task' {head.format('schedule_task', no_day, 'users')}, {names}
+                         FROM task_figures""")
     if "day" in groups:
-        parts.append(f"""SELECT 'day' {head.format(0, 'day')}, {counted(True)}
-                         FROM (SELECT day, user_id, bit_or(m) AS m FROM seen GROUP BY 1, 2) t
+        # a day on which one task alone was sent, all of it (a send run usually is):
+        # its users are that task's, so only the other days need (day, user) hashing
+        days = ", ".join(f"t.day_{name} AS {name}" for name in USER_FIGURES)
+        parts.append(f"""SELECT 'day' {head.format(0, 't.d0', 't.users')}, {days}
+                         FROM task_figures t JOIN lone_days l USING (schedule_task)""")
+        parts.append(f"""SELECT 'day' {head.format(0, 'day', 'count(*)')}, {counted(True)}
+                         FROM (SELECT day, user_id, bit_or(m) AS m FROM seen s
+                               WHERE NOT EXISTS (SELECT 1 FROM lone_days l WHERE l.d0 = s.day)
+                               GROUP BY 1, 2) t
                          GROUP BY day""")
     if fast:
         nothing = ", ".join(f"0 AS {name}" for name in USER_FIGURES)
-        parts.append(f"SELECT 'early' {head.format(0, no_day)}, {nothing}"
+        parts.append(f"SELECT 'early' {head.format(0, no_day, 'count(*)')}, {nothing}"
                      " FROM seen WHERE early")
+    day_counted = ", ".join(f"count(*) FILTER (WHERE m & {_bit(i, True)} <> 0) AS day_{name}"
+                            for i, name in enumerate(USER_FIGURES))
     sql = f"""
         WITH w AS (
             SELECT d.delivery_id, d.campaign, d.schedule_task, d.user_id, {day_cols},
@@ -468,7 +477,23 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
             SELECT w.schedule_task, w.user_id, w.day, {mask} AS m, {early} AS early
             FROM w {firsts}
         ), per_task_user AS MATERIALIZED (
-            SELECT schedule_task, user_id, bit_or(m) AS m FROM seen GROUP BY 1, 2
+            SELECT schedule_task, user_id, bit_or(m) AS m, min(day) AS d0, max(day) AS d1
+            FROM seen GROUP BY 1, 2
+        ), task_figures AS MATERIALIZED (
+            SELECT schedule_task, count(*) AS users, min(d0) AS d0, max(d1) AS d1,
+                   {counted(False)}, {day_counted}
+            FROM per_task_user GROUP BY schedule_task
+        ), lone_days AS MATERIALIZED (
+            -- tasks sent on one day that no other task touches: in the order of first
+            -- days, no earlier task ends on or after it and the next starts later
+            SELECT schedule_task, d0 FROM (
+                SELECT schedule_task, d0, d1,
+                       max(d1) OVER (ORDER BY d0, schedule_task
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ended,
+                       lead(d0) OVER (ORDER BY d0, schedule_task) AS next_start
+                FROM task_figures) t
+            WHERE d0 = d1 AND (ended IS NULL OR ended < d0)
+              AND (next_start IS NULL OR next_start > d0)
         )
         {" UNION ALL ".join(parts)}"""
     return sql, p.values

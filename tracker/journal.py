@@ -23,6 +23,13 @@ Bounds (memory and disk):
   ``max_waiting`` hits may wait at once; more are refused at once. So the journal
   never holds more than ``max_pending_bytes`` of events plus one small record per
   waiting request, whatever the load.
+* Reports in real time (F18): when PostgreSQL is up but takes events more slowly
+  than they arrive, committed events would wait longer and longer to be shipped. So
+  while the oldest unshipped event is older than ``SHIP_LAG_TARGET`` and the shipper
+  is landing batches, a new hit first waits (up to ``SHIP_LAG_MAX_WAIT``) for the
+  shipper to catch up: traffic slows to what the database takes instead of the
+  reports falling behind. A shipper that lands nothing (PostgreSQL down) holds
+  nothing back: the journal is there to absorb outages.
 * Disk: with ``max_bytes`` (``TRACKER_JOURNAL_MAX_BYTES``), committed but unshipped
   bytes are capped; a group that would exceed it is dropped, counted and logged,
   exactly as a real ENOSPC is. Writing resumes by itself once the shipper has freed
@@ -36,6 +43,7 @@ by another process scanning for journals to adopt.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import logging
@@ -58,6 +66,12 @@ LOCK_NAME = "LOCK"
 MAX_PENDING_BYTES = 32 * 1024 * 1024
 PENDING_WAIT_SECONDS = 5.0
 MAX_WAITING = 10_000
+#: the oldest unshipped event may be this old (seconds) before new hits wait for the
+#: shipper, at most SHIP_LAG_MAX_WAIT each; only while the shipper landed a batch
+#: within SHIPPER_ALIVE (see the module docstring)
+SHIP_LAG_TARGET = 0.5
+SHIP_LAG_MAX_WAIT = 1.0
+SHIPPER_ALIVE = 1.0
 #: a disk-full or write error is logged at most this often (with the count since)
 LOUD_LOG_EVERY = 5.0
 
@@ -148,6 +162,11 @@ class Journal:
         self._committed_total = 0
         self._shipped_total = 0
         self._segment_base: dict[int, int] = {}
+        # (bytes ever committed after a group, monotonic time of its commit) for the
+        # groups not yet shipped: the first one tells how old the shipper's lag is
+        self._commit_marks: collections.deque[tuple[int, float]] = collections.deque()
+        self._last_shipped_at = 0.0
+        self._shipped = asyncio.Event()
         self._accounting = threading.Lock()
         self._closing = False
         self._closed = False  # the commit thread has ended: nothing more can be kept
@@ -171,6 +190,7 @@ class Journal:
         self._loop = asyncio.get_running_loop()
         self.committed_event = asyncio.Event()
         self._space = asyncio.Event()
+        self._shipped = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="journal-commit", daemon=True)
         self._thread.start()
 
@@ -274,6 +294,40 @@ class Journal:
             self._shipped_total = max(self._shipped_total, shipped)
             for number in [n for n in self._segment_base if n < segment]:
                 del self._segment_base[number]
+            marks = self._commit_marks
+            while marks and marks[0][0] <= self._shipped_total:
+                marks.popleft()
+            self._last_shipped_at = time.monotonic()
+        if self._loop is not None:
+            # called from the shipper's thread: wake hits waiting for it on the loop's
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self._loop.call_soon_threadsafe(self._shipped.set)
+
+    def lagging(self) -> bool:
+        """The shipper is landing batches but the oldest unshipped event is older
+        than SHIP_LAG_TARGET: a new hit should wait_for_shipper() first."""
+        marks = self._commit_marks
+        if not marks:
+            return False
+        try:
+            oldest = marks[0][1]
+        except IndexError:  # shipped meanwhile, on the shipper's thread
+            return False
+        now = time.monotonic()
+        return now - oldest > SHIP_LAG_TARGET and now - self._last_shipped_at < SHIPPER_ALIVE
+
+    async def wait_for_shipper(self) -> None:
+        """Wait while lagging(), at most SHIP_LAG_MAX_WAIT."""
+        deadline = time.monotonic() + SHIP_LAG_MAX_WAIT
+        while self.lagging():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._shipped.clear()
+            try:
+                await asyncio.wait_for(self._shipped.wait(), remaining)
+            except TimeoutError:
+                return
 
     def _signal(self) -> None:
         """Wake the commit thread (a no-op when a wake is pending). Only the event loop
@@ -331,6 +385,7 @@ class Journal:
         with self._accounting:
             self._committed = (group.segment, start + len(data))
             self._committed_total += len(data)
+            self._commit_marks.append((self._committed_total, time.monotonic()))
         return True
 
     def _switch_segment(self, number: int) -> None:

@@ -107,6 +107,8 @@ OPEN_OK, CLICK_OK, CLICK_BAD = _tally(
 (EVENTS_JOURNALED,) = _tally("tracker_events_journaled_total", "Events durable in the journal")
 (EVENTS_DROPPED,) = _tally("tracker_events_dropped_total",
                            "Events that could not be journaled (disk full, I/O error)")
+(HITS_HELD_BACK,) = _tally("tracker_hits_held_back_total",
+                          "Hits that first waited for PostgreSQL to catch up (F18)")
 EVENTS_LANDED = Counter("tracker_events_landed_total", "Events committed to PostgreSQL")
 JOURNAL_BACKLOG = Gauge("tracker_journal_backlog_bytes",
                         "Journal bytes on disk not yet in PostgreSQL (own and adopted journals)",

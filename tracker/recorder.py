@@ -91,7 +91,12 @@ class Recorder:
         if defined:
             records.append(event)
             event = b"".join(records)
-        if await self.journal.append(event):
+        journal = self.journal
+        if journal.lagging():
+            # PostgreSQL is slower than the traffic: slow down, keep reports real-time
+            metrics.HITS_HELD_BACK.value += 1
+            await journal.wait_for_shipper()
+        if await journal.append(event):
             metrics.EVENTS_JOURNALED.value += 1
             if defined:
                 _remember(self._written_uas, ua_id)

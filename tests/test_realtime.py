@@ -1,0 +1,48 @@
+"""F18 under load: when PostgreSQL takes events more slowly than hits arrive, hits wait
+for the shipper instead of the reports falling behind, and every hit still lands once.
+
+PostgreSQL is slowed for real by a trigger that sleeps 2 ms per landed event (about
+500 events a second), and 64 clients send opens as fast as the service answers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.support import Service, event_count, mint_url, query, wait_for
+from tests.test_metrics import samples
+
+HITS = 2400
+CLIENTS = 64
+
+
+async def _open_many(url: str, hits: int) -> list[int]:
+    statuses: list[int] = []
+    queue = list(range(hits))
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while queue:
+            queue.pop()
+            statuses.append((await http.get(url)).status_code)
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
+    return statuses
+
+
+def test_hits_wait_for_a_slow_database_and_all_land(start_service) -> None:
+    service: Service = start_service()
+    url = mint_url(service, "open")
+    query(service.dsn, """
+        CREATE FUNCTION slow_landing() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_sleep(0.002); RETURN NULL; END $$""")
+    query(service.dsn, "CREATE TRIGGER slow_landing AFTER INSERT ON events"
+                       " FOR EACH ROW EXECUTE FUNCTION slow_landing()")
+    before = samples(service).get("tracker_hits_held_back_total", 0)
+    statuses = asyncio.run(_open_many(url, HITS))
+    assert statuses == [200] * HITS
+    held_back = samples(service)["tracker_hits_held_back_total"] - before
+    assert held_back > 0, "the database lagged by more than 0.5 s, so hits must have waited"
+    wait_for(lambda: event_count(service.dsn) == HITS, timeout=60)
+    assert event_count(service.dsn) == HITS

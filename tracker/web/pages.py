@@ -3,9 +3,10 @@
 Every figure comes from ``tracker.reports.campaign.build`` and ``project.build``,
 the functions behind the JSON API and the CLI, so the pages can never disagree
 with them; this module only chooses the period and filters, lays the figures out
-and draws them. The one exception is the campaign list, which needs a few figures
-of every campaign at once: it reads them in one query built from the reports'
-own SQL pieces (``figures._seen``), and tests hold it equal to the JSON API.
+and draws them. The campaign list needs a few figures of every campaign at once:
+it asks the reports' own ``figures.users_by_group`` for all campaigns in one query
+(its "campaign" group) and turns them into figures with ``campaign.row``, and tests
+hold it equal to the JSON API.
 
 Pages need a session (tracker.web.session); without one they answer 401 with the
 sign-in form, never a redirect. Every answer carries ``Content-Security-Policy:
@@ -37,6 +38,7 @@ from tracker.reports import figures as fig
 from tracker.reports import project as project_report
 from tracker.reports.csv import cell, report_csv
 from tracker.reports.options import ReportError, options
+from tracker.reports.scope import Scope
 from tracker.web import charts, i18n, session
 
 HERE = Path(__file__).parent
@@ -268,57 +270,19 @@ def csv_url(request: Request, base: str, table: str) -> str:
 
 # ---------------------------------------------------------------- campaign list
 
-def _list_sql() -> str:
-    """Per campaign, in one query: the report's ``deliveries``, ``delivered_users``,
-    ``open_users`` and ``click_users`` for the period (people only), whether opens
-    are measurable, and the last send. The user figures reuse the reports' SQL.
-    ``opens_ok`` is figures.opens_measurable per campaign; its ORDER BY walks the
-    (campaign, sent_at) index, where a plain EXISTS was planned as a table scan
-    per campaign (1.9 s for 100 campaigns on the 10M-event bench data). It is only
-    asked where it changes a figure (delivered users in the period) and never again
-    once true: a campaign that sent HTML email stays measurable (nothing is deleted,
-    F10), so ``MEASURABLE`` remembers those ($3)."""
-    wanted = ("open_users", "click_users")
-    seen = ",\n".join(f"bool_or({fig._seen(col, kind, human)}) AS {name}"
-                       for name, (col, kind, human) in fig.USER_FIGURES.items()
-                       if name in wanted)
-    counted = ", ".join(f"count(*) FILTER (WHERE {name}) AS {name}" for name in wanted)
-    return f"""
-        WITH w AS (
-            SELECT d.delivery_id, d.campaign, d.user_id, $1::timestamptz AS ws,
-                   $2::timestamptz AS we
-            FROM deliveries d
-            WHERE d.sent_at >= $1 AND d.sent_at < $2 AND d.status = {fig.DELIVERED}
-              AND NOT d.is_test
-        ), per_user AS (
-            SELECT w.campaign, w.user_id, count(*) AS deliveries, {seen}
-            FROM w LEFT JOIN report_delivery_firsts f ON f.delivery_id = w.delivery_id
-            GROUP BY 1, 2
-        ), u AS (
-            SELECT campaign, sum(deliveries)::bigint AS deliveries,
-                   count(*) AS delivered_users, {counted}
-            FROM per_user GROUP BY campaign
-        )
-        SELECT c.id, c.campaign_id, c.name, c.channel, c.status,
-               (SELECT max(d.sent_at) FROM deliveries d
-                WHERE d.campaign = c.id AND NOT d.is_test AND d.status BETWEEN 1 AND 4
-               ) AS last_send,
-               CASE WHEN c.id = ANY($3::int[]) THEN true
-                    WHEN u.delivered_users > 0 THEN
-                    coalesce((SELECT true FROM deliveries d WHERE d.campaign = c.id
-                              AND d.channel = 1 AND d.has_html AND NOT d.is_test
-                              ORDER BY d.sent_at LIMIT 1), false) END AS opens_ok,
-               coalesce(u.deliveries, 0) AS deliveries,
-               coalesce(u.delivered_users, 0) AS delivered_users,
-               coalesce(u.open_users, 0) AS open_users,
-               coalesce(u.click_users, 0) AS click_users
-        FROM campaigns c LEFT JOIN u ON u.campaign = c.id
-        ORDER BY last_send DESC NULLS LAST, c.updated_at DESC, c.campaign_id
-        LIMIT {LIST_LIMIT}"""
-
-
-#: internal ids of campaigns known to have sent HTML email (a fact that never reverts)
-MEASURABLE: set[int] = set()
+#: every campaign (newest send first) with its last send and whether opens are
+#: measurable: figures.opens_measurable's predicate (HTML_EMAIL) and index order, so
+#: each campaign is one probe of deliveries_html_email, whatever its channel and size
+LIST_SQL = f"""
+    SELECT c.id, c.campaign_id, c.name, c.channel, c.status,
+           (SELECT max(d.sent_at) FROM deliveries d
+            WHERE d.campaign = c.id AND NOT d.is_test AND d.status BETWEEN 1 AND 4
+           ) AS last_send,
+           coalesce((SELECT true FROM deliveries d WHERE d.campaign = c.id AND {fig.HTML_EMAIL}
+                     ORDER BY d.campaign, d.schedule_task LIMIT 1), false) AS opens_ok
+    FROM campaigns c
+    ORDER BY last_send DESC NULLS LAST, c.updated_at DESC, c.campaign_id
+    LIMIT {LIST_LIMIT}"""
 
 TREND_SQL = """
     SELECT h.campaign, (h.hour AT TIME ZONE $3::text)::date AS day, sum(h.n)::bigint AS n
@@ -327,24 +291,49 @@ TREND_SQL = """
     GROUP BY 1, 2"""
 
 
-async def campaign_rows(conn: asyncpg.Connection, request: Request) -> tuple[list[dict], Any]:
+async def _list_users(pool: asyncpg.Pool, period: Any) -> dict[object, fig.Figures]:
+    """Every campaign's deliveries and user figures for the period: the reports' own
+    ``users_by_group`` (its "campaign" group), planned as the reports plan it."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                        readonly=True):
+        await fig.plan_each_time(conn)
+        return (await fig.users_by_group(conn, Scope(), period, ("campaign",)))["campaign"]
+
+
+async def _list_rest(pool: asyncpg.Pool, period: Any) -> tuple[list, list]:
+    """The campaigns with their last send and opens_ok, and the click trend."""
+    async with pool.acquire() as conn:
+        return (await conn.fetch(LIST_SQL),
+                await conn.fetch(TREND_SQL, period.start, period.end, period.timezone))
+
+
+async def campaign_rows(pool: asyncpg.Pool, request: Request) -> tuple[list[dict], Any]:
+    """The list's rows: the campaign report's ``deliveries``, ``delivered_users``,
+    ``open_rate`` and ``click_rate`` (people only) for every campaign at once, and a
+    per-day click trend. The user figures and the rest run side by side on two
+    connections."""
     opts = options(report_params(request), request.app.state.settings.timezone)
     period = opts.period
-    rows = await conn.fetch(_list_sql(), period.start, period.end, list(MEASURABLE))
-    MEASURABLE.update(r["id"] for r in rows if r["opens_ok"])
+    results = await asyncio.gather(_list_users(pool, period), _list_rest(pool, period),
+                                   return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    users, (campaigns, trend_rows) = results
     trend: dict[int, dict[date, int]] = {}
-    for r in await conn.fetch(TREND_SQL, period.start, period.end, period.timezone):
+    for r in trend_rows:
         trend.setdefault(r["campaign"], {})[r["day"]] = r["n"]
     days = period.local_days() if period.days <= 400 else []
     out = []
-    for r in rows:
+    for r in campaigns:
+        f = users.get(r["id"]) or fig.Figures()
+        figures = campaign_report.row(f, opens_ok=r["opens_ok"], conversions_ok=False,
+                                      include_bots=False)
         per_day = trend.get(r["id"], {})
-        delivered = r["delivered_users"]
         out.append({
             **dict(r),
-            "open_rate": (r["open_users"] / delivered if delivered else None)
-            if r["opens_ok"] else None,
-            "click_rate": r["click_users"] / delivered if delivered else None,
+            **{k: figures[k] for k in ("deliveries", "delivered_users", "open_users",
+                                       "click_users", "open_rate", "click_rate")},
             "trend": [per_day.get(d, 0) for d in days],
             "trend_total": sum(per_day.values()),
         })
@@ -354,8 +343,7 @@ async def campaign_rows(conn: asyncpg.Connection, request: Request) -> tuple[lis
 @guarded
 async def campaign_list(request: Request, lang: str) -> Response:
     """``/reports``: every campaign with its headline figures and a trend."""
-    async with request.app.state.pool.acquire() as conn:
-        rows, period = await campaign_rows(conn, request)
+    rows, period = await campaign_rows(request.app.state.pool, request)
     for r in rows:
         r["spark"] = charts.sparkline(
             r["trend"], title=f"{i18n.t(lang, 'trend')}: {r['trend_total']:,}")

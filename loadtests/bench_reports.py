@@ -193,10 +193,10 @@ async def bench(conn: asyncpg.Connection, queries: int) -> None:
     scope, _, _ = await __import__("tracker.reports.options").reports.options.resolve(conn, year)
     from tracker.reports import figures as fig
     for name, coro in (
-            ("counts total", fig.counts(conn, scope, year.period, "total")),
-            ("counts days", fig.counts(conn, scope, year.period, "day")),
-            ("outcomes total", fig.outcomes(conn, scope, year.period, "total")),
-            ("outcomes days", fig.outcomes(conn, scope, year.period, "day")),
+            ("counts (total and days)", fig.counts_by_group(conn, scope, year.period,
+                                                            ("total", "day"))),
+            ("outcomes (total and days)", fig.outcomes_by_group(conn, scope, year.period,
+                                                                ("total", "day"))),
             ("click ranking", clicks.click_ranking(conn, scope, year.period, False, 100)),
             ("error codes", fig.error_codes(conn, scope, year.period)),
             ("devices", fig.devices(conn, scope, year.period, opens_ok=True,

@@ -81,6 +81,8 @@ async def _link_clicks_counted(conn: asyncpg.Connection, key: int,
                                period: Period) -> dict[int, tuple[int, int]]:
     """Per link (human clicks, all clicks) inside the period from
     report_link_click_counts."""
+    if period.start >= period.end:
+        return {}
     p = Params()
     campaign = p(key)
     parts = " UNION ALL ".join(
@@ -99,8 +101,10 @@ async def _link_users_counted(conn: asyncpg.Connection, key: int, period: Period
     clicked inside it (report_link_first_counts) plus those that clicked before it and
     again inside, each of which has exactly one gap entering the period
     (report_link_gaps: start before it, end inside it)."""
-    p = Params()
     start, end = period.start, period.end
+    if start >= end:
+        return {}
+    p = Params()
     campaign, links, bots = p(key), p(url_ids), p(include_bots)
     head = (f"SELECT url_id, n FROM report_link_first_counts WHERE campaign = {campaign}"
             f" AND url_id = ANY({links}::bigint[]) AND bots = {bots}")

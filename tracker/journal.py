@@ -72,6 +72,9 @@ MAX_WAITING = 10_000
 SHIP_LAG_TARGET = 0.5
 SHIP_LAG_MAX_WAIT = 1.0
 SHIPPER_ALIVE = 1.0
+#: commit times are remembered at most every MARK_SPACING seconds, at most MAX_MARKS
+MARK_SPACING = 0.05
+MAX_MARKS = 10_000
 #: a disk-full or write error is logged at most this often (with the count since)
 LOUD_LOG_EVERY = 5.0
 
@@ -291,13 +294,16 @@ class Journal:
                 shipped = self._committed_total if self._segment_base else 0
             else:
                 shipped = 0  # before our first segment
-            self._shipped_total = max(self._shipped_total, shipped)
+            if shipped > self._shipped_total:
+                # only progress proves the shipper alive: a re-read position after a
+                # batch PostgreSQL refused (read-only, disk full) is no progress
+                self._shipped_total = shipped
+                self._last_shipped_at = time.monotonic()
             for number in [n for n in self._segment_base if n < segment]:
                 del self._segment_base[number]
             marks = self._commit_marks
             while marks and marks[0][0] <= self._shipped_total:
                 marks.popleft()
-            self._last_shipped_at = time.monotonic()
         if self._loop is not None:
             # called from the shipper's thread: wake hits waiting for it on the loop's
             with contextlib.suppress(RuntimeError):  # the loop has closed
@@ -317,10 +323,12 @@ class Journal:
         return now - oldest > SHIP_LAG_TARGET and now - self._last_shipped_at < SHIPPER_ALIVE
 
     async def wait_for_shipper(self) -> None:
-        """Wait while lagging(), at most SHIP_LAG_MAX_WAIT."""
+        """Wait while lagging(), at most SHIP_LAG_MAX_WAIT, and never past the moment
+        the shipper stops counting as alive (no progress for SHIPPER_ALIVE)."""
         deadline = time.monotonic() + SHIP_LAG_MAX_WAIT
         while self.lagging():
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = min(deadline, self._last_shipped_at + SHIPPER_ALIVE) - now
             if remaining <= 0:
                 return
             self._shipped.clear()
@@ -385,8 +393,19 @@ class Journal:
         with self._accounting:
             self._committed = (group.segment, start + len(data))
             self._committed_total += len(data)
-            self._commit_marks.append((self._committed_total, time.monotonic()))
+            self._mark_commit(time.monotonic())
         return True
+
+    def _mark_commit(self, now: float) -> None:
+        """Remember when bytes up to _committed_total were committed (under
+        _accounting). Marks closer than MARK_SPACING, or past MAX_MARKS (PostgreSQL
+        away for long), are merged into the last one, which keeps the older time: the
+        lag is never underestimated and memory stays bounded through any outage."""
+        marks = self._commit_marks
+        if marks and (now - marks[-1][1] < MARK_SPACING or len(marks) >= MAX_MARKS):
+            marks[-1] = (self._committed_total, marks[-1][1])
+        else:
+            marks.append((self._committed_total, now))
 
     def _switch_segment(self, number: int) -> None:
         if self._fd is not None:

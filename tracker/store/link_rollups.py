@@ -30,6 +30,7 @@ HOUR_SPAN, DAY_SPAN, MONTH_SPAN = 1, 24, 744
 
 #: one writer of the pair tables at a time (see the module docstring)
 LINK_USERS_LOCK = 7302050
+LOCK_WAIT = "10s"
 
 SPANS_SQL = "(VALUES (1::smallint), (24::smallint), (744::smallint)) s (span)"
 
@@ -156,7 +157,10 @@ class LinkBatch:
         it never waits for a shipper that waits for the lock: no deadlock."""
         if not self.clicks:
             return
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", LINK_USERS_LOCK)
+        # a shipper stalled while holding the lock must not stall every other one: past
+        # LOCK_WAIT this transaction fails and its batch is shipped again later
+        await conn.execute("SELECT set_config('lock_timeout', $1, true),"
+                           " pg_advisory_xact_lock($2)", LOCK_WAIT, LINK_USERS_LOCK)
         if self.clicks:
             await conn.execute(_CLICKS, *_columns(
                 [(c, u, h, s, a, n) for (c, s, a, h, u), n in sorted(self.clicks.items())], 6))

@@ -215,6 +215,18 @@ class Grouping:
                 rows.extend(await conn.fetch(raw(p, start, end), *p.values))
         return rows
 
+    async def figures(self, conn: asyncpg.Connection,
+                      rollup: Callable[[Params, datetime, datetime], str],
+                      raw: Callable[[Params, datetime, datetime], str],
+                      add: Callable[[Figures, asyncpg.Record], None],
+                      ) -> dict[str, dict[object, Figures]]:
+        """``rows`` folded into Figures per group and key by ``add(figures, row)``."""
+        out: dict[str, dict[object, Figures]] = {g: defaultdict(Figures) for g in self.groups}
+        for r in await self.rows(conn, rollup, raw):
+            for group, key in self.keys_of(r):
+                add(out[group][key], r)
+        return out
+
 
 async def counts_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
                           groups: tuple[str, ...] = GROUPS) -> dict[str, dict[object, Figures]]:
@@ -246,11 +258,10 @@ async def counts_by_group(conn: asyncpg.Connection, scope: Scope, period: Period
               AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}
             GROUP BY {sets}"""
 
-    out: dict[str, dict[object, Figures]] = {g: defaultdict(Figures) for g in groups}
-    for r in await grouping.rows(conn, rollup, raw):
-        for group, key in grouping.keys_of(r):
-            out[group][key].events[(r["kind"], r["human"])] += r["n"]
-    return out
+    def add(figures: Figures, r: asyncpg.Record) -> None:
+        figures.events[(r["kind"], r["human"])] += r["n"]
+
+    return await grouping.figures(conn, rollup, raw, add)
 
 
 async def outcomes_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
@@ -288,11 +299,10 @@ async def outcomes_by_group(conn: asyncpg.Connection, scope: Scope, period: Peri
               AND NOT d.is_test AND {where}
             GROUP BY {sets}"""
 
-    out: dict[str, dict[object, Figures]] = {g: defaultdict(Figures) for g in groups}
-    for r in await grouping.rows(conn, rollup, raw):
-        for group, key in grouping.keys_of(r):
-            out[group][key].outcomes[r["status"]] += r["n"]
-    return out
+    def add(figures: Figures, r: asyncpg.Record) -> None:
+        figures.outcomes[r["status"]] += r["n"]
+
+    return await grouping.figures(conn, rollup, raw, add)
 
 
 async def hourly(conn: asyncpg.Connection, period: Period, group: str,

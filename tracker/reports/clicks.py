@@ -81,8 +81,6 @@ async def _link_clicks_counted(conn: asyncpg.Connection, key: int,
                                period: Period) -> dict[int, tuple[int, int]]:
     """Per link (human clicks, all clicks) inside the period from
     report_link_click_counts."""
-    if period.start >= period.end:
-        return {}
     p = Params()
     campaign = p(key)
     parts = " UNION ALL ".join(
@@ -102,8 +100,6 @@ async def _link_users_counted(conn: asyncpg.Connection, key: int, period: Period
     again inside, each of which has exactly one gap entering the period
     (report_link_gaps: start before it, end inside it)."""
     start, end = period.start, period.end
-    if start >= end:
-        return {}
     p = Params()
     campaign, links, bots = p(key), p(url_ids), p(include_bots)
     head = (f"SELECT url_id, n FROM report_link_first_counts WHERE campaign = {campaign}"
@@ -213,6 +209,8 @@ async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
     whole hours is answered from the report_link_* counters; any other scope from
     report_click_hours, report_click_users and raw clicks. Users are counted only for
     the links that can make the list."""
+    if period.start >= period.end:
+        return []  # dates clamped to before or after any data: nothing to rank
     key = _counted_key(scope, period)
     if key is not None:
         found = await _link_clicks_counted(conn, key, period)

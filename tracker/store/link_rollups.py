@@ -24,6 +24,8 @@ from datetime import datetime
 
 import asyncpg
 
+from tracker.store.columns import columns
+
 #: counters are kept per UTC hour, day and calendar month (the span's length in hours;
 #: 744 stands for a month of any length)
 HOUR_SPAN, DAY_SPAN, MONTH_SPAN = 1, 24, 744
@@ -50,34 +52,30 @@ ON CONFLICT (campaign, span, at, human, url_id) DO UPDATE SET n = c.n + EXCLUDED
 """
 
 _PAIRS = f"""
-WITH b (campaign, url_id, user_id, f, l, fh, lh) AS (
+WITH b (campaign, url_id, user_id, f, l, fh, lh, old_f, old_fh) AS (
+    -- old_f, old_fh: the pair's stored first click and first human click (NULL: none),
+    -- read under LINK_USERS_LOCK by _write_gaps just before
     SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::timestamptz[],
-                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])
-), old AS (
-    SELECT u.campaign, u.url_id, u.user_id, u.first_click, u.first_human
-    FROM report_link_users u JOIN b USING (campaign, url_id, user_id)
+                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
+                         $8::timestamptz[], $9::timestamptz[])
 ), up AS (
     INSERT INTO report_link_users AS u
-    SELECT * FROM b
+    SELECT campaign, url_id, user_id, f, l, fh, lh FROM b
     ON CONFLICT (campaign, url_id, user_id) DO UPDATE SET
         first_click = least(u.first_click, EXCLUDED.first_click),
         last_click = greatest(u.last_click, EXCLUDED.last_click),
         first_human = least(u.first_human, EXCLUDED.first_human),
         last_human = greatest(u.last_human, EXCLUDED.last_human)
 ), moved AS (
-    SELECT b.campaign, b.url_id, true AS bots, b.f AS t, 1 AS n
-    FROM b LEFT JOIN old o USING (campaign, url_id, user_id)
-    WHERE o.first_click IS NULL OR b.f < o.first_click
+    SELECT campaign, url_id, true AS bots, f AS t, 1 AS n
+    FROM b WHERE old_f IS NULL OR f < old_f
     UNION ALL
-    SELECT o.campaign, o.url_id, true, o.first_click, -1
-    FROM b JOIN old o USING (campaign, url_id, user_id) WHERE b.f < o.first_click
+    SELECT campaign, url_id, true, old_f, -1 FROM b WHERE f < old_f
     UNION ALL
-    SELECT b.campaign, b.url_id, false, b.fh, 1
-    FROM b LEFT JOIN old o USING (campaign, url_id, user_id)
-    WHERE b.fh IS NOT NULL AND (o.first_human IS NULL OR b.fh < o.first_human)
+    SELECT campaign, url_id, false, fh, 1
+    FROM b WHERE fh IS NOT NULL AND (old_fh IS NULL OR fh < old_fh)
     UNION ALL
-    SELECT o.campaign, o.url_id, false, o.first_human, -1
-    FROM b JOIN old o USING (campaign, url_id, user_id) WHERE b.fh < o.first_human
+    SELECT campaign, url_id, false, old_fh, -1 FROM b WHERE fh < old_fh
 )
 INSERT INTO report_link_first_counts AS c (campaign, url_id, bots, span, at, n)
 SELECT m.campaign, m.url_id, m.bots, s.span, {span_start_sql("m.t")}, sum(m.n)
@@ -119,10 +117,6 @@ SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::timest
 """
 
 
-def _columns(rows: list[tuple], width: int) -> list[list]:
-    return [[r[i] for r in rows] for i in range(width)]
-
-
 def _chain(points: list[datetime]) -> list[tuple[datetime, datetime]]:
     return list(zip(points, points[1:], strict=False))
 
@@ -161,24 +155,27 @@ class LinkBatch:
         # LOCK_WAIT this transaction fails and its batch is shipped again later
         await conn.execute("SELECT set_config('lock_timeout', $1, true),"
                            " pg_advisory_xact_lock($2)", LOCK_WAIT, LINK_USERS_LOCK)
-        if self.clicks:
-            await conn.execute(_CLICKS, *_columns(
-                [(c, u, h, s, a, n) for (c, s, a, h, u), n in sorted(self.clicks.items())], 6))
+        await conn.execute(_CLICKS, *columns(
+            [(c, u, h, s, a, n) for (c, s, a, h, u), n in sorted(self.clicks.items())], 6))
         if not self.pairs:
             return
         keys = sorted(self.pairs)
-        await self._write_gaps(conn, keys)
+        old = {(r[0], r[1], r[2]): r for r in await conn.fetch(_OLD_PAIRS, *columns(keys, 3))}
+        await self._write_gaps(conn, keys, old)
         rows = []
         for key in keys:
             every, humans = self.pairs[key]
+            stored = old.get(key)
             rows.append((*key, min(every), max(every), min(humans, default=None),
-                         max(humans, default=None)))
-        await conn.execute(_PAIRS, *_columns(rows, 7))
+                         max(humans, default=None), stored and stored["first_click"],
+                         stored and stored["first_human"]))
+        await conn.execute(_PAIRS, *columns(rows, 9))
 
-    async def _write_gaps(self, conn: asyncpg.Connection, keys: list[tuple]) -> None:
+    async def _write_gaps(self, conn: asyncpg.Connection, keys: list[tuple],
+                          old: dict[tuple, asyncpg.Record]) -> None:
         """New gaps from this batch's click times and the pairs' stored first and last
-        clicks; a click inside a stored gap splits it (clicks may land out of order)."""
-        old = {(r[0], r[1], r[2]): r for r in await conn.fetch(_OLD_PAIRS, *_columns(keys, 3))}
+        clicks (``old``); a click inside a stored gap splits it (clicks may land out of
+        order)."""
         added: list[tuple] = []
         inside: list[tuple] = []
         for key in keys:
@@ -199,16 +196,16 @@ class LinkBatch:
         dropped: list[tuple] = []
         if inside:
             splits: dict[tuple, list[datetime]] = defaultdict(list)
-            for r in await conn.fetch(_SPLIT_GAPS, *_columns(inside, 5)):
+            for r in await conn.fetch(_SPLIT_GAPS, *columns(inside, 5)):
                 splits[tuple(r)[:6]].append(r["t"])
             for (campaign, url_id, user_id, bots, start, end), points in splits.items():
                 dropped.append((campaign, url_id, user_id, bots, start))
                 added.extend((campaign, url_id, user_id, bots, a, b)
                              for a, b in _chain([start, *sorted(points), end]))
         if dropped:
-            await conn.execute(_DROP_GAPS, *_columns(sorted(dropped), 5))
+            await conn.execute(_DROP_GAPS, *columns(sorted(dropped), 5))
         if added:
-            await conn.execute(_ADD_GAPS, *_columns(sorted(added), 6))
+            await conn.execute(_ADD_GAPS, *columns(sorted(added), 6))
 
 
 async def rebuild(conn: asyncpg.Connection, human: str) -> None:

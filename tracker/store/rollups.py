@@ -29,6 +29,7 @@ from datetime import datetime
 import asyncpg
 
 from tracker.store import link_rollups
+from tracker.store.columns import columns
 
 #: the human predicate on events.flags (not HEAD; verdict human or proxied open);
 #: tracker/reports and sql/020_reports.sql use the same expression.
@@ -104,10 +105,6 @@ def _max(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
 
 
-def _columns(rows: list[tuple], width: int) -> list[list]:
-    return [[r[i] for r in rows] for i in range(width)]
-
-
 async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     """Fold landed event rows (tracker.store.events.EVENT_COLUMNS order: ts, delivery_id,
     url_id, ua_id, campaign, schedule_task, kind, flags, link_position; ts a datetime)
@@ -159,19 +156,19 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
                 if human:
                     u[2], u[3] = _min(u[2], ts), _max(u[3], ts)
     if hours:
-        await conn.execute(_HOURS, *_columns(
+        await conn.execute(_HOURS, *columns(
             [(*k, n) for k, n in sorted(hours.items())], 7))
     if firsts:
-        await conn.execute(_FIRSTS, *_columns(
+        await conn.execute(_FIRSTS, *columns(
             [(did, *f) for did, f in sorted(firsts.items())], 6))
     if clicks:
-        await conn.execute(_CLICK_HOURS, *_columns(
+        await conn.execute(_CLICK_HOURS, *columns(
             [(*k, n) for k, n in sorted(clicks.items())], 7))
     if users:
-        await conn.execute(_CLICK_USERS, *_columns(
+        await conn.execute(_CLICK_USERS, *columns(
             [(*k, *v) for k, v in sorted(users.items())], 9))
     if agents:
-        await conn.execute(_AGENT_HOURS, *_columns(
+        await conn.execute(_AGENT_HOURS, *columns(
             [(*k, n) for k, n in sorted(agents.items())], 8))
     # last: it takes the link rollups' lock, after which nothing else is touched
     await links.write(conn)

@@ -1,0 +1,12 @@
+"""Rows turned into the column arrays that ``unnest($1::t1[], $2::t2[], ...)`` takes.
+
+Rollups send a batch's aggregates as one statement per table: a list of arrays, one
+per column, rather than one statement per row.
+"""
+
+from __future__ import annotations
+
+
+def columns(rows: list[tuple], width: int) -> list[list]:
+    """The first ``width`` columns of ``rows``, each as a list."""
+    return [[r[i] for r in rows] for i in range(width)]

@@ -44,6 +44,10 @@ from tracker.store import events as event_store
 log = logging.getLogger(__name__)
 
 BATCH_EVENTS = 20_000
+#: a batch holds at most what PostgreSQL lands in BATCH_SECONDS at the rate measured on
+#: the previous batch (never fewer than MIN_BATCH_EVENTS): see Shipper.batch_events
+BATCH_SECONDS = 0.2
+MIN_BATCH_EVENTS = 20
 #: what one ship_once found: nothing, something, or a batch cut short (ship again at once)
 IDLE, SHIPPED, FULL = 0, 1, 2
 READ_BYTES = 4 * 1024 * 1024
@@ -94,6 +98,7 @@ class Shipper:
         self._task: asyncio.Task | None = None
         self._last_adopt = 0.0
         self._conn: asyncpg.Connection | None = None
+        self.batch_events = BATCH_EVENTS
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="shipper")
@@ -249,7 +254,9 @@ class Shipper:
                 conn, journal=source.name, segment=batch.segment, offset=batch.end,
                 events=batch.events, urls=batch.urls, user_agents=batch.user_agents,
             )
-            metrics.COPY_SECONDS.observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            metrics.COPY_SECONDS.observe(took)
+            self._pace(len(batch.events), took)
             metrics.BATCH_SIZE.observe(len(batch.events))
             metrics.EVENTS_LANDED.inc(len(batch.events))
             self.landed += len(batch.events)
@@ -262,6 +269,19 @@ class Shipper:
         if source.live is not None:
             source.live.shipped_to(*source.position)
         return FULL if batch.full else SHIPPED
+
+    def _pace(self, events: int, took: float) -> None:
+        """Size the next batch to what PostgreSQL landed in BATCH_SECONDS just now.
+
+        Why: progress is what the hot path watches (Journal.lagging holds hits back only
+        while batches land, and the reports see nothing of a batch until it commits).
+        At 20,000 events a batch and a PostgreSQL slowed to 500 events/s (a busy
+        server, a slow trigger) one batch would take 40 s: the reports would fall that
+        far behind and the shipper would look dead. Larger batches land faster per
+        event, so from a small batch the size grows within a few batches."""
+        if events and took > 0:
+            fits = int(events / took * BATCH_SECONDS)
+            self.batch_events = max(MIN_BATCH_EVENTS, min(BATCH_EVENTS, fits))
 
     def _read_batch(self, source: _Source) -> _Batch | None:
         """The next batch of records after the shipped position, or None when
@@ -299,7 +319,7 @@ class Shipper:
                 elif dictionary == Dictionary.USER_AGENT and ident not in source.known_uas:
                     batch.user_agents[ident] = value
             batch.end = offset + end
-            if len(batch.events) >= BATCH_EVENTS:
+            if len(batch.events) >= self.batch_events:
                 full = True
                 break
         at_eof = len(data) < READ_BYTES
@@ -312,7 +332,7 @@ class Shipper:
             batch.segment_done = at_eof and not full
         if batch.end == offset and not batch.segment_done:
             return None
-        batch.full = full or not at_eof  # cut by BATCH_EVENTS or READ_BYTES
+        batch.full = full or not at_eof  # cut by batch_events or READ_BYTES
         return batch
 
     async def _finish_adopted(self, conn: asyncpg.Connection, source: _Source) -> None:

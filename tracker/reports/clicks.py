@@ -21,10 +21,6 @@ from tracker.store.rollups import HUMAN_SQL
 DAY = timedelta(days=1)
 
 
-def _whole_hour(t: datetime) -> bool:
-    return t.minute == t.second == t.microsecond == 0
-
-
 def _floor_day(t: datetime) -> datetime:
     return t.replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -70,7 +66,7 @@ def _counted_key(scope: Scope, period: Period) -> int | None:
     channel filter, several campaigns, or a period not on whole UTC hours)."""
     if scope.schedule_tasks is not None or scope.channel is not None:
         return None
-    if not (_whole_hour(period.start) and _whole_hour(period.end)):
+    if not period.on_whole_hours:
         return None
     if scope.campaigns is None:
         return 0

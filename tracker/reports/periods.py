@@ -39,6 +39,12 @@ class Period:
         return (self.last - self.first).days + 1
 
     @property
+    def on_whole_hours(self) -> bool:
+        """Start and end fall on whole UTC hours (not in a time zone with half-hour
+        midnights): counters kept per UTC hour answer the period exactly."""
+        return all(t.minute == t.second == t.microsecond == 0 for t in (self.start, self.end))
+
+    @property
     def dense(self) -> bool:
         return self.days <= DENSE_DAYS
 

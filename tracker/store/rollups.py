@@ -12,6 +12,8 @@ these tables for whole hours and stay exactly equal to the raw events.
   user) the first and last click, for the click ranking (sql/040_report_speed.sql).
 * report_agent_hours: opens and clicks per user agent and hour (F22 breakdown).
 * report_link_*: the click ranking's, written by tracker.store.link_rollups.
+* report_delivery_cells, report_campaign_repeats: the campaign list's people figures,
+  kept by triggers on deliveries and report_delivery_firsts (sql/055).
 
 ``apply`` is on the serving process's hot path: it aggregates the batch in Python
 (one row per hour and key, one per delivery, one per link and user) and sends only
@@ -82,6 +84,13 @@ ON CONFLICT (delivery_id) DO UPDATE SET
     first_click = least(f.first_click, EXCLUDED.first_click),
     first_human_click = least(f.first_human_click, EXCLUDED.first_human_click),
     first_conversion = least(f.first_conversion, EXCLUDED.first_conversion)
+WHERE (f.first_open, f.first_human_open, f.first_click, f.first_human_click,
+       f.first_conversion) IS DISTINCT FROM
+      (least(f.first_open, EXCLUDED.first_open),
+       least(f.first_human_open, EXCLUDED.first_human_open),
+       least(f.first_click, EXCLUDED.first_click),
+       least(f.first_human_click, EXCLUDED.first_human_click),
+       least(f.first_conversion, EXCLUDED.first_conversion))
 """
 
 _CLICK_USERS = """
@@ -242,3 +251,29 @@ async def rebuild(conn: asyncpg.Connection) -> None:
             {events} WHERE e.kind IN (1, 2) AND NOT coalesce(d.is_test, false)
             GROUP BY 1, 2, 3, 4, 5, 6, 7""")
         await link_rollups.rebuild(conn, human)
+        # last: re-inserting the firsts above added to the cells through their trigger
+        await conn.execute("TRUNCATE report_delivery_cells, report_campaign_repeats")
+        await conn.execute("""
+            INSERT INTO report_delivery_cells (sent_hour, campaign, figure, event_hour, n)
+            SELECT date_trunc('hour', d.sent_at, 'UTC'), d.campaign, x.figure,
+                   date_trunc('hour', x.t, 'UTC'), count(*)
+            FROM deliveries d
+            LEFT JOIN report_delivery_firsts f ON f.delivery_id = d.delivery_id
+            CROSS JOIN LATERAL (VALUES (0::smallint, d.sent_at),
+                                       (1::smallint, f.first_human_open),
+                                       (2::smallint, f.first_open),
+                                       (3::smallint, f.first_human_click),
+                                       (4::smallint, f.first_click),
+                                       (5::smallint, f.first_conversion)) x (figure, t)
+            WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL AND x.t IS NOT NULL
+            GROUP BY 1, 2, 3, 4""")
+        await conn.execute("""
+            INSERT INTO report_campaign_repeats
+            SELECT s.delivery_id, s.campaign, s.user_id, s.sent_at, f.first_human_open,
+                   f.first_open, f.first_human_click, f.first_click, f.first_conversion
+            FROM (SELECT d.campaign, d.delivery_id, d.user_id, d.sent_at,
+                         count(*) OVER (PARTITION BY d.campaign, d.user_id) AS k
+                  FROM deliveries d
+                  WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL) s
+            LEFT JOIN report_delivery_firsts f ON f.delivery_id = s.delivery_id
+            WHERE s.k > 1""")

@@ -14,7 +14,8 @@
 --   A delivery sent in [a, b) whose first event is not before a had an event inside
 --   exactly when that first event is before b; with a and b on whole UTC hours that is
 --   event_hour < b. A cell with event_hour < a (an event stamped before its send) tells
---   the reader to check raw events instead.
+--   the reader to check raw events instead. A cell whose deliveries all moved on (a
+--   first event landed earlier, an outcome changed) stays with n = 0: readers sum.
 -- report_campaign_repeats: every counted delivery of a (campaign, user) pair that has
 --   more than one, with its firsts. Counting deliveries counts such a user once per
 --   delivery; the reader reads these few rows of the period (2% of the bench's
@@ -85,11 +86,6 @@ LANGUAGE sql SET enable_seqscan = off AS $$
     HAVING sum(c.sign) <> 0
     ORDER BY 1, 2, 3, 4
     ON CONFLICT (sent_hour, campaign, figure, event_hour) DO UPDATE SET n = r.n + EXCLUDED.n;
-    -- a statement of its own: a data-modifying WITH would not see the rows just updated
-    DELETE FROM report_delivery_cells r
-    USING (SELECT DISTINCT date_trunc('hour', sent_at, 'UTC') AS sent_hour, campaign
-           FROM unnest(changes) WHERE sign < 0) t
-    WHERE r.n = 0 AND r.sent_hour = t.sent_hour AND r.campaign = t.campaign;
 $$;
 
 -- The (campaign, user) pairs of changed deliveries: their repeat rows read again.

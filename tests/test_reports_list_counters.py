@@ -19,7 +19,7 @@ from tracker.store import effects, rollups
 from tracker.store.events import EVENT_COLUMNS
 
 BASE = datetime(2026, 5, 4, 9, tzinfo=UTC)
-SNAPSHOT = ("SELECT * FROM report_delivery_cells ORDER BY 1, 2, 3, 4",
+SNAPSHOT = ("SELECT * FROM report_delivery_cells WHERE n <> 0 ORDER BY 1, 2, 3, 4",
             "SELECT * FROM report_campaign_repeats ORDER BY 1, 2")
 
 

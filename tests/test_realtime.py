@@ -1,9 +1,11 @@
 """F18 under load: when PostgreSQL takes events more slowly than hits arrive, hits wait
 for the shipper instead of the reports falling behind, and every hit still lands once.
 
-PostgreSQL is slowed for real by a trigger that sleeps 10 ms per landed event (about
-100 events a second, well below what even a loaded machine's test client sends), and
-64 clients send opens as fast as the service answers."""
+PostgreSQL is slowed for real by a trigger that sleeps 20 ms per landed event (about
+50 events a second), and clients send opens at RATE a second (three times that; even
+a loaded machine's test client keeps up with it) for SENDING seconds: enough to get
+0.5 s ahead of such a database whatever the machine, and few enough hits to land
+them all within seconds."""
 
 from __future__ import annotations
 
@@ -16,17 +18,21 @@ import httpx
 from tests.support import Service, event_count, mint_url, query, wait_for
 from tests.test_metrics import samples
 
-HITS = 600
-CLIENTS = 64
+RATE = 150
+SENDING = 1.5
+CLIENTS = 32
 
 
-async def _open_many(url: str, hits: int) -> list[int]:
+async def _open_paced(url: str) -> list[int]:
+    """Open ``url`` RATE times a second for SENDING seconds (hit i is due at i / RATE;
+    a held-back hit delays its client, not the schedule); every answer's status."""
     statuses: list[int] = []
-    queue = list(range(hits))
+    due = iter(range(int(RATE * SENDING)))
+    start = time.monotonic()
 
     async def client(http: httpx.AsyncClient) -> None:
-        while queue:
-            queue.pop()
+        for i in due:
+            await asyncio.sleep(max(0.0, start + i / RATE - time.monotonic()))
             statuses.append((await http.get(url)).status_code)
 
     async with httpx.AsyncClient(timeout=30) as http:
@@ -39,16 +45,17 @@ def test_hits_wait_for_a_slow_database_and_all_land(start_service) -> None:
     url = mint_url(service, "open")
     query(service.dsn, """
         CREATE FUNCTION slow_landing() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN PERFORM pg_sleep(0.01); RETURN NULL; END $$""")
+        BEGIN PERFORM pg_sleep(0.02); RETURN NULL; END $$""")
     query(service.dsn, "CREATE TRIGGER slow_landing AFTER INSERT ON events"
                        " FOR EACH ROW EXECUTE FUNCTION slow_landing()")
     before = samples(service).get("tracker_hits_held_back_total", 0)
-    statuses = asyncio.run(_open_many(url, HITS))
-    assert statuses == [200] * HITS
+    statuses = asyncio.run(_open_paced(url))
+    assert statuses == [200] * int(RATE * SENDING)
     held_back = samples(service)["tracker_hits_held_back_total"] - before
-    assert held_back > 0, "the database lagged by more than 0.5 s, so hits must have waited"
-    wait_for(lambda: event_count(service.dsn) == HITS, timeout=60)
-    assert event_count(service.dsn) == HITS
+    assert held_back > 0, (f"{len(statuses)} hits in {SENDING} s to a database landing 50"
+                           " a second lag it by more than 0.5 s: hits must have waited")
+    wait_for(lambda: event_count(service.dsn) == len(statuses), timeout=60)
+    assert event_count(service.dsn) == len(statuses)
 
 
 async def _refused_batches(dsn: str, journal_dir) -> None:

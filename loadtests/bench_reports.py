@@ -197,6 +197,7 @@ async def bench(conn: asyncpg.Connection, queries: int) -> None:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await fig.plan_each_time(conn)
         await time_figures(conn, scope, year)
+    await time_campaign_list(conn)
     runs = []
     for _ in range(3):
         started = time.perf_counter()
@@ -209,6 +210,22 @@ async def bench(conn: asyncpg.Connection, queries: int) -> None:
         " WHERE e.ts >= '2025-01-01' AND e.ts < '2026-01-01' AND NOT coalesce(d.is_test, false)"
         " GROUP BY 1"))
     print(f"baseline without rollups: year's event counts from raw events {raw * 1000:.0f} ms")
+
+
+async def time_campaign_list(conn: asyncpg.Connection) -> None:
+    """The campaign list's people per campaign (figures.users_by_group "campaign", from
+    the counters of sql/055) for 30 days, 90 days and the year, in Asia/Tokyo."""
+    from tracker.reports import figures as fig
+    for label, first in (("30 days", "2025-12-02"), ("90 days", "2025-10-03"),
+                         ("a year", "2025-01-01")):
+        period = options({"from": first, "to": "2025-12-31"}, "Asia/Tokyo").period
+        runs = []
+        for _ in range(5):
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                await fig.plan_each_time(conn)
+                runs.append((await timed(fig.users_by_group(conn, Scope(), period,
+                                                            ("campaign",))))[0])
+        print(f"campaign list people, {label}: median {statistics.median(runs) * 1000:.0f} ms")
 
 
 async def time_figures(conn: asyncpg.Connection, scope: Scope, year: Options) -> None:

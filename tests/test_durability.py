@@ -322,3 +322,49 @@ def test_sigterm_while_postgres_is_down_keeps_the_journal_for_the_next_start(
     assert result.deliveries == set(m.delivery_ids) and result.duplicates == 0
     with httpx.Client(base_url=service.base_url) as http:
         wait_for(lambda: http.get("/healthz").json()["journal_backlog_bytes"] == 0, 10)
+
+
+def test_an_unforeseen_error_does_not_end_the_shipper(database: str, tmp_path: Path,
+                                                     monkeypatch) -> None:
+    """CI once saw asyncpg raise InternalClientError ("another operation is in
+    progress") on a connection a shutting-down server had left mid-operation; it is
+    no database error, so it ended the shipper's loop and nothing shipped until a
+    restart. Any failure now backs off and retries, on a new connection."""
+    m = minted(database, "unforeseen", 50)
+    real_land = event_store.land
+    failures = []
+
+    async def land_failing_once(conn, **batch):
+        if not failures:
+            failures.append(conn)
+            raise asyncpg.exceptions.InternalClientError(
+                "cannot switch to state 15; another operation (2) is in progress")
+        return await real_land(conn, **batch)
+
+    monkeypatch.setattr(event_store, "land", land_failing_once)
+
+    async def scenario() -> None:
+        pool = await asyncpg.create_pool(database, min_size=0, max_size=2)
+        journal = Journal(tmp_path)
+        journal.open()
+        shipper = Shipper(pool, journal, interval=0.01)
+        shipper.start()
+        try:
+            assert all(await record_opens(journal, m))
+            for _ in range(300):
+                if shipper.landed == len(m.delivery_ids):
+                    break
+                await asyncio.sleep(0.02)
+            assert failures, "the failure was never raised: the test proves nothing"
+            assert shipper.landed == len(m.delivery_ids), "the shipper stopped after it"
+            assert shipper.database_up
+            assert shipper._conn is not failures[0], "the connection it failed on is reused"
+        finally:
+            await journal.close()
+            await shipper.stop()
+            journal.release(remove=True)
+            await pool.close()
+
+    asyncio.run(scenario())
+    result = landed(database, m.campaign)
+    assert result.deliveries == set(m.delivery_ids) and result.duplicates == 0

@@ -53,6 +53,10 @@ IDLE, SHIPPED, FULL = 0, 1, 2
 READ_BYTES = 4 * 1024 * 1024
 #: what a failed attempt to reach or write PostgreSQL can raise
 DATABASE_FAILURES = (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+#: errors PostgreSQL reports as it ends the session (a shutdown, a crash, a lost
+#: connection): the connection is unusable even if it does not look closed yet
+_CONNECTION_GONE = (asyncpg.exceptions.OperatorInterventionError,
+                    asyncpg.exceptions.PostgresConnectionError)
 
 
 @dataclass
@@ -115,7 +119,7 @@ class Shipper:
                     left = max(0.1, deadline - time.monotonic())
                     if not await asyncio.wait_for(self.ship_once(), left):
                         return self.pending_sources() == 0
-                except DATABASE_FAILURES as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever it was, the journal keeps it
                     metrics.DATABASE_ERRORS.inc()
                     log.warning("final drain failed (%s); the journal keeps the rest for the "
                                 "next start", exc or type(exc).__name__)
@@ -194,11 +198,19 @@ class Shipper:
                     await asyncio.wait_for(self._stop.wait(), self.interval)
             except asyncio.CancelledError:
                 raise
-            except DATABASE_FAILURES as exc:
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
+                # a database failure, or anything unforeseen (asyncpg's protocol left
+                # mid-operation by a server shutting down raised InternalClientError):
+                # the journal keeps every event, so log it, back off and try again
+                # rather than end the thread and ship nothing until a restart
                 metrics.DATABASE_ERRORS.inc()
-                if self.database_up:
-                    log.error("cannot ship events to PostgreSQL (%s); they wait in the journal",
-                              exc or type(exc).__name__)
+                if self.database_up:  # once per run of failures, not per retry
+                    if isinstance(exc, DATABASE_FAILURES):
+                        log.error("cannot ship events to PostgreSQL (%s); they wait in the"
+                                  " journal", exc or type(exc).__name__)
+                    else:
+                        log.exception("unexpected error while shipping events; they wait"
+                                      " in the journal, retrying")
                 self.database_up = False
                 metrics.DATABASE_UP.set(0)
                 with contextlib.suppress(TimeoutError):
@@ -223,8 +235,9 @@ class Shipper:
         After any failure every position is forgotten and re-read from PostgreSQL:
         a COMMIT whose answer was lost (the server died just after it) may or may
         not have happened, and only the database knows which. The connection is kept
-        after an error PostgreSQL reported (its transaction was rolled back), and
-        dropped after anything else."""
+        after an error PostgreSQL reported about a statement (its transaction was
+        rolled back), and dropped after anything else, a shutdown or a lost
+        connection reported by the server included."""
         busy = IDLE
         try:
             for source in [*self.adopted, self.own]:
@@ -232,7 +245,8 @@ class Shipper:
         except BaseException as exc:
             for source in [*self.adopted, self.own]:
                 source.position = None
-            if not (isinstance(exc, asyncpg.PostgresError) and self._reusable()):
+            if not (isinstance(exc, asyncpg.PostgresError)
+                    and not isinstance(exc, _CONNECTION_GONE) and self._reusable()):
                 await self._drop_connection(terminate=True)
             raise
         return busy

@@ -26,11 +26,20 @@
 -- API changing a delivery) comes second then reads what the first one committed, so no
 -- combination of the two is missed or counted twice. It is the outcome counters' lock
 -- (040): one lock for everything counted from deliveries, so no two writers can take
--- two such locks in crossed order.
+-- two such locks in crossed order. The shipper takes it before it touches suppressions
+-- (tracker.store.effects), as the outcome API touches them while holding it.
+-- One statement that writes both deliveries and report_delivery_firsts (a
+-- data-modifying WITH) would count a first twice: each trigger sees the other's
+-- table as changed already. No writer does that; keep it so.
 -- The functions look rows up by key, a few or a batch's worth: they never scan a
 -- table (enable_seqscan off), also when its statistics are stale after a bulk load
 -- (a hundred thousand outcomes into a fresh deliveries table took minutes otherwise).
 -- Citus: both tables carry campaign in their primary keys (distribute by campaign).
+
+-- A user's deliveries of one campaign, found by one index probe per (user, campaign)
+-- pair (the repeats below); it serves look-ups by user_id alone as deliveries_user did.
+CREATE INDEX deliveries_user_campaign ON deliveries (user_id, campaign);
+DROP INDEX deliveries_user;
 
 CREATE TABLE report_delivery_cells (
     sent_hour  timestamptz NOT NULL,
@@ -100,9 +109,7 @@ LANGUAGE sql SET enable_seqscan = off AS $$
     FROM (SELECT d.campaign, d.delivery_id, d.user_id, d.sent_at,
                  count(*) OVER (PARTITION BY d.campaign, d.user_id) AS k
           FROM (SELECT DISTINCT * FROM unnest(campaigns, users)) p (campaign, user_id)
-          -- by the user's index alone (campaign + 0: not AND-ed with the campaign's
-          -- index, which for one big campaign returns all of it for every pair)
-          JOIN deliveries d ON d.user_id = p.user_id AND d.campaign + 0 = p.campaign
+          JOIN deliveries d ON d.user_id = p.user_id AND d.campaign = p.campaign
           WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL) s
     LEFT JOIN report_delivery_firsts f ON f.delivery_id = s.delivery_id
     WHERE s.k > 1
@@ -156,11 +163,18 @@ BEGIN
                              c.sign)::tracker_list_change),
                array_agg(c.campaign), array_agg(c.user_id)
         INTO changes, campaigns, users
-        FROM (SELECT delivery_id, campaign, user_id, sent_at, status, is_test, -1 AS sign
-              FROM old_rows
+        -- only rows whose counted columns changed (an error code alone changes nothing)
+        FROM ((SELECT delivery_id, campaign, user_id, sent_at, status, is_test, -1 AS sign
+               FROM old_rows
+               EXCEPT ALL
+               SELECT delivery_id, campaign, user_id, sent_at, status, is_test, -1
+               FROM new_rows)
               UNION ALL
-              SELECT delivery_id, campaign, user_id, sent_at, status, is_test, 1
-              FROM new_rows) c
+              (SELECT delivery_id, campaign, user_id, sent_at, status, is_test, 1
+               FROM new_rows
+               EXCEPT ALL
+               SELECT delivery_id, campaign, user_id, sent_at, status, is_test, 1
+               FROM old_rows)) c
         LEFT JOIN report_delivery_firsts f ON f.delivery_id = c.delivery_id
         WHERE c.status = 1 AND NOT c.is_test AND c.sent_at IS NOT NULL;
     END IF;
@@ -190,6 +204,18 @@ DECLARE
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM report_delivery_cells WHERE figure > 0;
+        UPDATE report_campaign_repeats
+        SET first_human_open = NULL, first_open = NULL, first_human_click = NULL,
+            first_click = NULL, first_conversion = NULL;
+        RETURN NULL;
+    END IF;
+    -- the shipper's upsert fires this for every batch, also when no first changed:
+    -- then no lock and no work (each transition table only in its event's branch)
+    IF TG_OP = 'DELETE' THEN
+        IF NOT EXISTS (SELECT 1 FROM old_rows) THEN
+            RETURN NULL;
+        END IF;
+    ELSIF NOT EXISTS (SELECT 1 FROM new_rows) THEN
         RETURN NULL;
     END IF;
     PERFORM pg_advisory_xact_lock(7302040);
@@ -199,6 +225,13 @@ BEGIN
                              1)::tracker_list_change)
         INTO changes
         FROM new_rows n JOIN deliveries d ON d.delivery_id = n.delivery_id
+        WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(ROW(d.campaign, d.sent_at, false, o.first_human_open, o.first_open,
+                             o.first_human_click, o.first_click, o.first_conversion,
+                             -1)::tracker_list_change)
+        INTO changes
+        FROM old_rows o JOIN deliveries d ON d.delivery_id = o.delivery_id
         WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL;
     ELSE
         SELECT array_agg(ROW(d.campaign, d.sent_at, false, c.first_human_open, c.first_open,
@@ -211,8 +244,17 @@ BEGIN
         JOIN deliveries d ON d.delivery_id = c.delivery_id
         WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL;
     END IF;
-    IF changes IS NOT NULL THEN
-        PERFORM tracker_list_cells(changes);
+    IF changes IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM tracker_list_cells(changes);
+    IF TG_OP = 'DELETE' THEN
+        UPDATE report_campaign_repeats r
+        SET first_human_open = NULL, first_open = NULL, first_human_click = NULL,
+            first_click = NULL, first_conversion = NULL
+        FROM old_rows o
+        WHERE r.delivery_id = o.delivery_id;
+    ELSE
         UPDATE report_campaign_repeats r
         SET first_human_open = n.first_human_open, first_open = n.first_open,
             first_human_click = n.first_human_click, first_click = n.first_click,
@@ -228,6 +270,9 @@ CREATE TRIGGER report_delivery_firsts_list_insert AFTER INSERT ON report_deliver
     FOR EACH STATEMENT EXECUTE FUNCTION tracker_list_firsts_delta();
 CREATE TRIGGER report_delivery_firsts_list_update AFTER UPDATE ON report_delivery_firsts
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tracker_list_firsts_delta();
+CREATE TRIGGER report_delivery_firsts_list_delete AFTER DELETE ON report_delivery_firsts
+    REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tracker_list_firsts_delta();
 CREATE TRIGGER report_delivery_firsts_list_truncate AFTER TRUNCATE ON report_delivery_firsts
     FOR EACH STATEMENT EXECUTE FUNCTION tracker_list_firsts_delta();

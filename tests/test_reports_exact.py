@@ -310,6 +310,7 @@ async def check_campaign_people(conn: asyncpg.Connection, period, tz: str) -> No
         expected = {"deliveries": ref["deliveries"], **{k: ref[k] for k in names}}
         got = people.get(internal, dict.fromkeys(expected, 0))
         assert got == expected, cid
+        assert all(type(v) is int for v in got.values()), got  # not Decimal: pages format ints
 
 
 async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, channel) -> None:

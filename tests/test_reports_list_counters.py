@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from tracker.store import effects, rollups
+from tracker.store import effects, outcomes, rollups
+from tracker.store.deliveries import STATUS_BOUNCED
 from tracker.store.events import EVENT_COLUMNS
 
 BASE = datetime(2026, 5, 4, 9, tzinfo=UTC)
@@ -83,3 +84,75 @@ async def _race(dsn: str, first_writer: str) -> None:
 @pytest.mark.parametrize("first_writer", ["shipper", "outcomes"])
 def test_counters_stay_exact_when_shipper_and_outcomes_race(database, first_writer) -> None:
     asyncio.run(_race(database, first_writer))
+
+
+class _SlowSuppressions(asyncpg.Connection):
+    """The outcome API's connection, pausing before it writes suppressions: by then its
+    deliveries trigger holds the counters' lock, and the shipper lands meanwhile."""
+
+    async def execute(self, query: str, *args, **kwargs):
+        if query.startswith("INSERT INTO suppressions"):
+            await asyncio.sleep(0.8)
+        return await super().execute(query, *args, **kwargs)
+
+
+async def _unsubscribe_during_bounce(dsn: str) -> None:
+    setup = await asyncpg.connect(dsn)
+    outcome_conn = await asyncpg.connect(dsn, connection_class=_SlowSuppressions)
+    shipper_conn = await asyncpg.connect(dsn)
+    try:
+        campaign, task = await _setup(setup)
+        await setup.execute("UPDATE deliveries SET status = 1, sent_at = $1"
+                            " WHERE delivery_id = 2", BASE)
+        bounce = outcomes.ResolvedOutcome(1, campaign, task, "u1", 1, STATUS_BOUNCED,
+                                          None, None, BASE)
+        # the same user unsubscribes (suppressions row) and first opens (counters)
+        rows = [(BASE + timedelta(minutes=5), 2, 0, 0, campaign, task, 3, 0, 0),
+                (BASE + timedelta(minutes=6), 2, 0, 0, campaign, task, 1, 0, 0)]
+
+        async def ship() -> None:
+            await asyncio.sleep(0.3)
+            async with shipper_conn.transaction():
+                await shipper_conn.copy_records_to_table("events", records=rows,
+                                                         columns=EVENT_COLUMNS)
+                await effects.apply(shipper_conn, rows)
+
+        await asyncio.wait_for(asyncio.gather(
+            outcomes.ingest_resolved(outcome_conn, [bounce]), ship()), 30)
+        assert await setup.fetchval("SELECT count(*) FROM events") == 2
+        assert await setup.fetchval("SELECT status FROM deliveries WHERE delivery_id = 1") == 2
+    finally:
+        for conn in (setup, outcome_conn, shipper_conn):
+            await conn.close()
+
+
+def test_an_unsubscribe_landing_during_a_bounce_does_not_deadlock(database) -> None:
+    """A review found it: the shipper wrote the suppressions row of an unsubscribe, then
+    waited for the counters' lock in the firsts trigger, while the outcome API held
+    that lock and waited for the suppressions row. The shipper now takes the lock
+    before suppressions when its batch has (un)subscriptions."""
+    asyncio.run(_unsubscribe_during_bounce(database))
+
+
+async def _firsts_removed(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        campaign, task = await _setup(conn)
+        await _deliver(conn)
+        await _land_opens(conn, campaign, task)
+        await conn.execute("DELETE FROM report_delivery_firsts WHERE delivery_id = 2")
+        kept = [await conn.fetch(q) for q in SNAPSHOT]
+        await conn.execute("DELETE FROM events WHERE delivery_id = 2")
+        await rollups.rebuild(conn)  # firsts now from events alone: delivery 2 has none
+        assert [await conn.fetch(q) for q in SNAPSHOT] == kept
+        await conn.execute("TRUNCATE report_delivery_firsts")
+        assert not await conn.fetch("SELECT 1 FROM report_delivery_cells"
+                                    " WHERE figure > 0 AND n <> 0")
+        assert not await conn.fetch("SELECT 1 FROM report_campaign_repeats"
+                                    " WHERE first_open IS NOT NULL")
+    finally:
+        await conn.close()
+
+
+def test_deleting_or_truncating_firsts_takes_them_off_the_counters(database) -> None:
+    asyncio.run(_firsts_removed(database))

@@ -39,7 +39,7 @@ FROM report_delivery_cells
 WHERE sent_hour >= $1 AND sent_hour < $2
 GROUP BY 1, 2
 UNION ALL
-SELECT s.campaign, x.figure + {SURPLUS}, x.surplus, 0
+SELECT s.campaign, x.figure + {SURPLUS}, x.surplus::bigint, 0
 FROM (SELECT campaign, sum(q0 - 1) AS s0, sum(greatest(q1 - 1, 0)) AS s1,
              sum(greatest(q2 - 1, 0)) AS s2, sum(greatest(q3 - 1, 0)) AS s3,
              sum(greatest(q4 - 1, 0)) AS s4, sum(greatest(q5 - 1, 0)) AS s5

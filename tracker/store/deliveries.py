@@ -16,6 +16,12 @@ STATUS_SOFT_BOUNCED = 3
 STATUS_FAILED = 4
 STATUS_SUPPRESSED = 5
 
+#: the transaction-level advisory lock every writer of counters kept from deliveries
+#: takes first (the outcome counters of sql/040, the campaign list's of sql/055): the
+#: triggers take it; a transaction that touches rows another holder of it may want
+#: takes it before them (see tracker.store.effects)
+DELIVERY_COUNTERS_LOCK = 7302040
+
 STATUS_CODES = {
     "delivered": STATUS_DELIVERED,
     "bounced": STATUS_BOUNCED,

@@ -209,6 +209,10 @@ async def rebuild(conn: asyncpg.Connection) -> None:
                    e.kind, {human}, count(*)
             {events} WHERE NOT coalesce(d.is_test, false)
             GROUP BY 1, 2, 3, 4, 5, 6""")
+        # the campaign list's counters are rebuilt at the end: their trigger would
+        # only fold every first into an array (1 GB at ~13 million) to be discarded
+        await conn.execute("ALTER TABLE report_delivery_firsts"
+                           " DISABLE TRIGGER report_delivery_firsts_list_insert")
         await conn.execute(f"""
             INSERT INTO report_delivery_firsts
             SELECT delivery_id,
@@ -219,6 +223,8 @@ async def rebuild(conn: asyncpg.Connection) -> None:
                    min(ts) FILTER (WHERE kind = 5)
             FROM events WHERE kind IN (1, 2, 5)
             GROUP BY delivery_id""")
+        await conn.execute("ALTER TABLE report_delivery_firsts"
+                           " ENABLE TRIGGER report_delivery_firsts_list_insert")
         await conn.execute("""
             INSERT INTO report_outcome_hours (campaign, hour, schedule_task, channel, status,
                                               error_code, error_message, n)
@@ -251,7 +257,8 @@ async def rebuild(conn: asyncpg.Connection) -> None:
             {events} WHERE e.kind IN (1, 2) AND NOT coalesce(d.is_test, false)
             GROUP BY 1, 2, 3, 4, 5, 6, 7""")
         await link_rollups.rebuild(conn, human)
-        # last: re-inserting the firsts above added to the cells through their trigger
+        # last, from the rebuilt firsts (TRUNCATE of the firsts above emptied the
+        # cells' figures through its trigger; the deliveries' cells are recounted too)
         await conn.execute("TRUNCATE report_delivery_cells, report_campaign_repeats")
         await conn.execute("""
             INSERT INTO report_delivery_cells (sent_hour, campaign, figure, event_hour, n)

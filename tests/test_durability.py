@@ -10,9 +10,10 @@ where it adds nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,6 +71,26 @@ async def record_opens(journal: Journal, m: Minted, ids: list[int] | None = None
         recorder.record(headers, "GET", TokenData(d, m.campaign, m.schedule_task, Channel.EMAIL),
                         Kind.OPEN)
         for d in (ids if ids is not None else m.delivery_ids)))
+
+
+@contextlib.asynccontextmanager
+async def shipping(database: str, root: Path, *, started: bool = False,
+                   **options: float) -> AsyncIterator[tuple[asyncpg.Pool, Journal, Shipper]]:
+    """A real journal under ``root`` and a shipper to ``database`` (its loop running
+    when ``started``); closed, stopped and removed afterwards."""
+    pool = await asyncpg.create_pool(database, min_size=0, max_size=2)
+    journal = Journal(root)
+    journal.open()
+    shipper = Shipper(pool, journal, **options)
+    if started:
+        shipper.start()
+    try:
+        yield pool, journal, shipper
+    finally:
+        await journal.close()
+        await shipper.stop()
+        journal.release(remove=True)
+        await pool.close()
 
 
 async def drain(shipper: Shipper) -> None:
@@ -135,11 +156,7 @@ def test_a_batch_failing_inside_its_transaction_moves_no_position(
     execute(database, FAIL_EVENTS)
 
     async def scenario() -> tuple[int, int]:
-        pool = await asyncpg.create_pool(database, min_size=0, max_size=2)
-        journal = Journal(tmp_path)
-        journal.open()
-        shipper = Shipper(pool, journal)
-        try:
+        async with shipping(database, tmp_path) as (pool, journal, shipper):
             assert all(await record_opens(journal, m))
             backlog = journal.backlog_bytes
             assert backlog > 0
@@ -154,11 +171,6 @@ def test_a_batch_failing_inside_its_transaction_moves_no_position(
             await drain(shipper)
             return journal.backlog_bytes, await pool.fetchval(
                 "SELECT \"offset\" FROM journal_positions WHERE journal = $1", journal.journal_id)
-        finally:
-            await journal.close()
-            await shipper.stop()
-            journal.release(remove=True)
-            await pool.close()
 
     backlog, offset = asyncio.run(scenario())
     assert backlog == 0 and offset > 0
@@ -176,11 +188,7 @@ def test_after_a_failure_positions_come_from_the_database_not_from_memory(
     first, second = m.delivery_ids[:100], m.delivery_ids[100:]
 
     async def scenario() -> None:
-        pool = await asyncpg.create_pool(database, min_size=0, max_size=2)
-        journal = Journal(tmp_path)
-        journal.open()
-        shipper = Shipper(pool, journal)
-        try:
+        async with shipping(database, tmp_path) as (pool, journal, shipper):
             assert all(await record_opens(journal, m, first))
             await drain(shipper)
             shipper.own.position = (1, 0)  # memory behind the database, as after a lost answer
@@ -190,11 +198,6 @@ def test_after_a_failure_positions_come_from_the_database_not_from_memory(
                 await shipper.ship_once()
             await pool.execute(HEAL_EVENTS)
             await drain(shipper)
-        finally:
-            await journal.close()
-            await shipper.stop()
-            journal.release(remove=True)
-            await pool.close()
 
     asyncio.run(scenario())
     result = landed(database, m.campaign)
@@ -344,12 +347,8 @@ def test_an_unforeseen_error_does_not_end_the_shipper(database: str, tmp_path: P
     monkeypatch.setattr(event_store, "land", land_failing_once)
 
     async def scenario() -> None:
-        pool = await asyncpg.create_pool(database, min_size=0, max_size=2)
-        journal = Journal(tmp_path)
-        journal.open()
-        shipper = Shipper(pool, journal, interval=0.01)
-        shipper.start()
-        try:
+        async with shipping(database, tmp_path, started=True, interval=0.01) as (
+                _, journal, shipper):
             assert all(await record_opens(journal, m))
             for _ in range(300):
                 if shipper.landed == len(m.delivery_ids):
@@ -359,11 +358,6 @@ def test_an_unforeseen_error_does_not_end_the_shipper(database: str, tmp_path: P
             assert shipper.landed == len(m.delivery_ids), "the shipper stopped after it"
             assert shipper.database_up
             assert shipper._conn is not failures[0], "the connection it failed on is reused"
-        finally:
-            await journal.close()
-            await shipper.stop()
-            journal.release(remove=True)
-            await pool.close()
 
     asyncio.run(scenario())
     result = landed(database, m.campaign)

@@ -27,7 +27,7 @@
 -- combination of the two is missed or counted twice. It is the outcome counters' lock
 -- (040): one lock for everything counted from deliveries, so no two writers can take
 -- two such locks in crossed order. The shipper takes it before it touches suppressions
--- (tracker.store.effects), as the outcome API touches them while holding it.
+-- (tracker.store.subscriptions), as the outcome API touches them while holding it.
 -- One statement that writes both deliveries and report_delivery_firsts (a
 -- data-modifying WITH) would count a first twice: each trigger sees the other's
 -- table as changed already. No writer does that; keep it so.

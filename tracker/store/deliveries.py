@@ -19,7 +19,7 @@ STATUS_SUPPRESSED = 5
 #: the transaction-level advisory lock every writer of counters kept from deliveries
 #: takes first (the outcome counters of sql/040, the campaign list's of sql/055): the
 #: triggers take it; a transaction that touches rows another holder of it may want
-#: takes it before them (see tracker.store.effects)
+#: takes it before them (see tracker.store.subscriptions)
 DELIVERY_COUNTERS_LOCK = 7302040
 
 STATUS_CODES = {

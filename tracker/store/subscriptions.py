@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncpg
 
 from tracker.events import Kind
+from tracker.store.deliveries import DELIVERY_COUNTERS_LOCK
 
 
 async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     changes = [r for r in rows if r[6] in (Kind.UNSUBSCRIBE, Kind.SUBSCRIBE)]
+    if changes:
+        # the outcome API writes suppressions while it holds the deliveries' counters
+        # lock, which the first-event rollup after this takes too: taking it before
+        # the suppressions rows keeps the two from waiting on each other (deadlock)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", DELIVERY_COUNTERS_LOCK)
     for row in sorted(changes, key=lambda r: r[0]):
         ts, delivery_id, kind = row[0], row[1], row[6]
         if kind == Kind.UNSUBSCRIBE:

@@ -164,7 +164,7 @@ async def _two_shippers(dsn: str) -> None:
         await tx.start()
         await first.copy_records_to_table(
             "events", records=[(ts_from_us(r[0]), *r[1:]) for r in early], columns=EVENT_COLUMNS)
-        await effects.apply(first, [(ts_from_us(r[0]), *r[1:]) for r in early])
+        await effects.apply(first, early)
         other = asyncio.create_task(land(second, journal="b", segment=0, offset=0,
                                          events=late, urls={}, user_agents={}))
         await asyncio.sleep(0.5)

@@ -17,7 +17,7 @@ import pytest
 
 from tracker.store import effects, outcomes, rollups
 from tracker.store.deliveries import STATUS_BOUNCED
-from tracker.store.events import EVENT_COLUMNS
+from tracker.store.events import EVENT_COLUMNS, us_from_ts
 
 BASE = datetime(2026, 5, 4, 9, tzinfo=UTC)
 SNAPSHOT = ("SELECT * FROM report_delivery_cells WHERE n <> 0 ORDER BY 1, 2, 3, 4",
@@ -43,7 +43,7 @@ async def _land_opens(conn: asyncpg.Connection, campaign: int, task: int) -> Non
     rows = [(BASE + timedelta(minutes=30 + did), did, 0, 0, campaign, task, 1, 0, 0)
             for did in (1, 2, 3)]
     await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
-    await effects.apply(conn, rows)
+    await effects.apply(conn, [(us_from_ts(r[0]), *r[1:]) for r in rows])
 
 
 async def _deliver(conn: asyncpg.Connection) -> None:
@@ -115,7 +115,8 @@ async def _unsubscribe_during_bounce(dsn: str) -> None:
             async with shipper_conn.transaction():
                 await shipper_conn.copy_records_to_table("events", records=rows,
                                                          columns=EVENT_COLUMNS)
-                await effects.apply(shipper_conn, rows)
+                await effects.apply(shipper_conn,
+                                    [(us_from_ts(r[0]), *r[1:]) for r in rows])
 
         await asyncio.wait_for(asyncio.gather(
             outcomes.ingest_resolved(outcome_conn, [bounce]), ship()), 30)

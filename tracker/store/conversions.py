@@ -24,7 +24,7 @@ import asyncpg
 
 from tracker.events import Kind
 from tracker.store import effects
-from tracker.store.events import EVENT_COLUMNS, ensure_partitions
+from tracker.store.events import EVENT_COLUMNS, ensure_partitions, us_from_ts
 
 DEFAULT_NAME = "buy"
 DEFAULT_WINDOW_HOURS = 48
@@ -97,5 +97,5 @@ async def ingest(conn: asyncpg.Connection, conversions: list[Conversion]) -> Con
                  int(Kind.CONVERSION), 0, 0) for r in stored if r["delivery_id"] is not None]
         if rows:
             await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
-            await effects.apply(conn, rows)
+            await effects.apply(conn, [(us_from_ts(r[0]), *r[1:]) for r in rows])
     return ConversionResult(len(conversions), len(stored), len(rows))

@@ -2,7 +2,8 @@
 
 Called inside the shipper's transaction, so an effect can never be applied
 without its events, or twice for them. ``rows`` are tuples in
-tracker.store.events.EVENT_COLUMNS order with ``ts`` as a datetime.
+tracker.store.events.EVENT_COLUMNS order with ``ts`` in microseconds since the Unix
+epoch, as the journal holds them.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from tracker.classify import describe
 from tracker.store import effects
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 EVENT_COLUMNS = (
     "ts", "delivery_id", "url_id", "ua_id", "campaign", "schedule_task",
@@ -27,6 +28,11 @@ _known_months: set[date] = set()
 
 def ts_from_us(ts_us: int) -> datetime:
     return EPOCH + timedelta(microseconds=ts_us)
+
+
+def us_from_ts(ts: datetime) -> int:
+    """ts_from_us undone, exactly (integer arithmetic on the timedelta)."""
+    return (ts - EPOCH) // MICROSECOND
 
 
 def _rows(events: list[tuple]) -> list[tuple]:
@@ -84,7 +90,7 @@ async def land(
             await _land_user_agents(conn, user_agents)
         if rows:
             await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
-            await effects.apply(conn, rows)
+            await effects.apply(conn, events)
         await conn.execute(
             "INSERT INTO journal_positions (journal, segment, \"offset\", updated_at)"
             " VALUES ($1, $2, $3, now()) ON CONFLICT (journal) DO UPDATE"

@@ -14,13 +14,16 @@ inside it (sums of counters) plus the pairs with a click before S and one inside
 has exactly one gap entering the period (start < S <= end < E), counted from an index.
 
 A batch reads the pairs' old first clicks and gaps before changing them, so writers
-hold LINK_USERS_LOCK: two shippers never fold the same pair at once.
+hold LINK_USERS_LOCK: two shippers never fold the same pair at once. Times are integer
+microseconds since the Unix epoch on this side, timestamptz in the tables
+(``tracker_time`` and ``tracker_us``, sql/056).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 
 import asyncpg
 
@@ -36,6 +39,17 @@ LOCK_WAIT = "10s"
 
 SPANS_SQL = "(VALUES (1::smallint), (24::smallint), (744::smallint)) s (span)"
 
+#: a day in microseconds
+DAY_US = 86_400_000_000
+
+
+@lru_cache(maxsize=4096)
+def month_start_us(day_us: int) -> int:
+    """The first microsecond of the UTC calendar month holding the day ``day_us``
+    (itself the first microsecond of a UTC day)."""
+    day_of_month = datetime.fromtimestamp(day_us // 1_000_000, UTC).day
+    return day_us - (day_of_month - 1) * DAY_US
+
 
 def span_start_sql(t: str) -> str:
     """The start of the span (column ``span``) holding instant ``t``, in SQL."""
@@ -46,8 +60,9 @@ def span_start_sql(t: str) -> str:
 
 _CLICKS = """
 INSERT INTO report_link_click_counts AS c (campaign, url_id, human, span, at, n)
-SELECT * FROM unnest($1::int[], $2::bigint[], $3::bool[], $4::int2[], $5::timestamptz[],
-                     $6::bigint[])
+SELECT c, u, h, s, tracker_time(a), n
+FROM unnest($1::int[], $2::bigint[], $3::bool[], $4::int2[], $5::bigint[], $6::bigint[])
+     AS b (c, u, h, s, a, n)
 ON CONFLICT (campaign, span, at, human, url_id) DO UPDATE SET n = c.n + EXCLUDED.n
 """
 
@@ -55,9 +70,11 @@ _PAIRS = f"""
 WITH b (campaign, url_id, user_id, f, l, fh, lh, old_f, old_fh) AS (
     -- old_f, old_fh: the pair's stored first click and first human click (NULL: none),
     -- read under LINK_USERS_LOCK by _write_gaps just before
-    SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::timestamptz[],
-                         $5::timestamptz[], $6::timestamptz[], $7::timestamptz[],
-                         $8::timestamptz[], $9::timestamptz[])
+    SELECT c, u, us, tracker_time(f), tracker_time(l), tracker_time(fh), tracker_time(lh),
+           tracker_time(old_f), tracker_time(old_fh)
+    FROM unnest($1::int[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],
+                $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+         AS x (c, u, us, f, l, fh, lh, old_f, old_fh)
 ), up AS (
     INSERT INTO report_link_users AS u
     SELECT campaign, url_id, user_id, f, l, fh, lh FROM b
@@ -87,37 +104,41 @@ ON CONFLICT (campaign, url_id, bots, span, at) DO UPDATE SET n = c.n + EXCLUDED.
 """
 
 _OLD_PAIRS = """
-SELECT u.campaign, u.url_id, u.user_id, u.first_click, u.last_click, u.first_human,
-       u.last_human
+SELECT u.campaign, u.url_id, u.user_id, tracker_us(u.first_click) AS first_click,
+       tracker_us(u.last_click) AS last_click, tracker_us(u.first_human) AS first_human,
+       tracker_us(u.last_human) AS last_human
 FROM report_link_users u
 JOIN unnest($1::int[], $2::bigint[], $3::text[]) AS b (campaign, url_id, user_id)
   USING (campaign, url_id, user_id)
 """
 
 _SPLIT_GAPS = """
-SELECT g.campaign, g.url_id, g.user_id, g.bots, g.gap_start, g.gap_end, q.t
-FROM unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[])
-     AS q (campaign, url_id, user_id, bots, t)
+SELECT g.campaign, g.url_id, g.user_id, g.bots, tracker_us(g.gap_start) AS gap_start,
+       tracker_us(g.gap_end) AS gap_end, q.us AS t
+FROM unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::bigint[])
+     AS q (campaign, url_id, user_id, bots, us)
 JOIN report_link_gaps g ON g.campaign = q.campaign AND g.url_id = q.url_id
- AND g.user_id = q.user_id AND g.bots = q.bots AND g.gap_start < q.t AND g.gap_end > q.t
+ AND g.user_id = q.user_id AND g.bots = q.bots AND g.gap_start < tracker_time(q.us)
+ AND g.gap_end > tracker_time(q.us)
 """
 
 _DROP_GAPS = """
 DELETE FROM report_link_gaps g
-USING unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[])
+USING unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::bigint[])
       AS q (campaign, url_id, user_id, bots, gap_start)
 WHERE g.campaign = q.campaign AND g.url_id = q.url_id AND g.user_id = q.user_id
-  AND g.bots = q.bots AND g.gap_start = q.gap_start
+  AND g.bots = q.bots AND g.gap_start = tracker_time(q.gap_start)
 """
 
 _ADD_GAPS = """
 INSERT INTO report_link_gaps (campaign, url_id, user_id, bots, gap_start, gap_end)
-SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::timestamptz[],
-                     $6::timestamptz[])
+SELECT c, u, us, b, tracker_time(s), tracker_time(e)
+FROM unnest($1::int[], $2::bigint[], $3::text[], $4::bool[], $5::bigint[], $6::bigint[])
+     AS q (c, u, us, b, s, e)
 """
 
 
-def _chain(points: list[datetime]) -> list[tuple[datetime, datetime]]:
+def _chain(points: list[int]) -> list[tuple[int, int]]:
     return list(zip(points, points[1:], strict=False))
 
 
@@ -127,13 +148,14 @@ class LinkBatch:
     def __init__(self) -> None:
         self.clicks: dict[tuple, int] = defaultdict(int)
         #: (campaign, url_id, user_id) -> (click times, human click times)
-        self.pairs: dict[tuple, tuple[list[datetime], list[datetime]]] = {}
+        self.pairs: dict[tuple, tuple[list[int], list[int]]] = {}
 
-    def add(self, campaign: int, url_id: int, user_id: str | None, ts: datetime,
-            hour: datetime, human: bool) -> None:
-        """One click (not of a test send); ``user_id`` None when the delivery is unknown."""
-        day = hour.replace(hour=0)
-        for span, at in ((HOUR_SPAN, hour), (DAY_SPAN, day), (MONTH_SPAN, day.replace(day=1))):
+    def add(self, campaign: int, url_id: int, user_id: str | None, ts: int, hour: int,
+            human: bool) -> None:
+        """One click (not of a test send); ``user_id`` None when the delivery is unknown;
+        ``ts`` and its ``hour`` in microseconds since the Unix epoch."""
+        day = hour - hour % DAY_US
+        for span, at in ((HOUR_SPAN, hour), (DAY_SPAN, day), (MONTH_SPAN, month_start_us(day))):
             self.clicks[(campaign, span, at, human, url_id)] += 1
             self.clicks[(0, span, at, human, url_id)] += 1
         if user_id is None:
@@ -195,7 +217,7 @@ class LinkBatch:
                 inside.extend((*key, bots, t) for t in points if first < t < last)
         dropped: list[tuple] = []
         if inside:
-            splits: dict[tuple, list[datetime]] = defaultdict(list)
+            splits: dict[tuple, list[int]] = defaultdict(list)
             for r in await conn.fetch(_SPLIT_GAPS, *columns(inside, 5)):
                 splits[tuple(r)[:6]].append(r["t"])
             for (campaign, url_id, user_id, bots, start, end), points in splits.items():

@@ -21,7 +21,7 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
             # an unsubscribe puts the user on the channel's suppression list (F14, F17)
             await conn.execute(
                 "INSERT INTO suppressions (user_id, channel, reason, since)"
-                " SELECT user_id, channel, 'unsubscribe', $2 FROM deliveries"
+                " SELECT user_id, channel, 'unsubscribe', tracker_time($2) FROM deliveries"
                 " WHERE delivery_id = $1 ON CONFLICT (user_id, channel) DO NOTHING",
                 delivery_id, ts,
             )

@@ -76,6 +76,11 @@ def test_one_click_post_unsubscribes_at_once(module_service: Service, multipart:
         answer = http.get(f"/v1/suppressions/{u}").json()
     assert (answer["suppressed"], answer["reason"], answer["channel"]) == (
         True, "unsubscribe", "email")
+    # suppressed since the unsubscribe itself, to the microsecond
+    assert scalar(module_service.dsn, "SELECT s.since = e.ts FROM suppressions s"
+                  " JOIN deliveries d ON d.user_id = s.user_id"
+                  " JOIN events e ON e.delivery_id = d.delivery_id AND e.kind = $2"
+                  " WHERE s.user_id = $1", u, int(Kind.UNSUBSCRIBE)) is True
 
 
 def test_form_unsubscribe_then_resubscribe(module_service: Service) -> None:

@@ -4,10 +4,9 @@ It ships this process's own journal at a steady cadence (every ``interval``, 25 
 an event is in the reports well within a second, F18, and at load a batch holds
 hundreds of events instead of one group commit's handful; 25 rather than 50 ms keeps
 each batch's Python, which holds the GIL the serving thread needs, shorter, at no
-CPU cost measured) and drains the journals of
-dead processes it adopts. It keeps one connection of its own for that (no pool
-acquire and reset per batch). While PostgreSQL is down it retries with backoff; the
-edge never waits for it.
+CPU cost measured) and drains the journals of dead processes it adopts. It keeps one
+connection of its own for that (no pool acquire and reset per batch). While
+PostgreSQL is down it retries with backoff; the edge never waits for it.
 
 Exactly once rests on three rules: a batch's rows and its journal position commit in
 one transaction (a failure anywhere rolls back both, and the in-memory position only

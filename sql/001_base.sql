@@ -1,4 +1,5 @@
 -- 001_base: campaigns, schedule tasks, deliveries, the event log and its dictionaries.
+-- Fn below are the reporting rules of docs/figures.md (e.g. F3: docs/figures.md#f3).
 --
 -- Design rules:
 --   * Sender ids (campaign_id, schedule_task_id, user_id) are text, as the sender

@@ -1,4 +1,5 @@
--- 002_views: the SQL views for people who write their own queries (F13).
+-- 002_views: the SQL views for people who write their own queries (F13; the user's
+-- guide, with example queries: docs/sql-views.md).
 --
 -- message_event_log: one row per event and per delivery outcome, test sends excluded.
 --   event_name       message_open, message_click, message_unsubscribe, message_subscribe,

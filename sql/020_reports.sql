@@ -67,7 +67,7 @@ SELECT delivery_id,
 FROM events WHERE kind IN (1, 2, 5)
 GROUP BY delivery_id;
 
--- message_event_log, extended (F13): the columns of 002 plus
+-- message_event_log, extended (F13, docs/sql-views.md): the columns of 002 plus
 --   kind_code      events.kind (1..5), NULL for outcomes
 --   verdict        human, machine_open, proxied_open, scanner_click, other_bot (events)
 --   is_human       counted among people in reports (not HEAD, verdict human or proxied)

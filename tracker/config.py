@@ -1,4 +1,4 @@
-"""Settings from the environment (the names are fixed in shared/API.md).
+"""Settings from the environment (public names, listed in README.md "Configuration").
 
 Secrets that are not configured are generated once and kept in the data
 directory with mode 0600, so a restart keeps every link already sent valid.

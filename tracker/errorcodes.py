@@ -1,9 +1,9 @@
 """The error codes of delivery outcomes (F9), as data.
 
-One table instead of ``if``s scattered over ingest and reports: the FAQ's three
+One table instead of ``if``s scattered over ingest and reports (docs/figures.md#f9): three
 categories (bounce, app push, other), each code's kind (soft or hard bounce, or
-none) and a short meaning in English and Japanese. The rows are the FAQ's list
-(shared/seeds), plus the two SES bounce subtypes the FAQ leaves out
+none) and a short meaning in English and Japanese. The rows are the list of the
+reporting FAQ the rules come from, plus two SES bounce subtypes it leaves out
 (``Transient:AttachmentRejected``, ``Undetermined:Undetermined``), so every code
 the SES mapping produces is known. Codes not in the table are kept verbatim and
 reported under "other" with no kind (``lookup`` says so).

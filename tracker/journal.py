@@ -23,7 +23,7 @@ Bounds (memory and disk):
   ``max_waiting`` hits may wait at once; more are refused at once. So the journal
   never holds more than ``max_pending_bytes`` of events plus one small record per
   waiting request, whatever the load.
-* Reports in real time (F18): when PostgreSQL is up but takes events more slowly
+* Reports in real time (docs/figures.md#f18): when PostgreSQL is up but takes events more slowly
   than they arrive, committed events would wait longer and longer to be shipped. So
   while the oldest unshipped event is older than ``SHIP_LAG_TARGET`` and the shipper
   is landing batches, a new hit first waits (up to ``SHIP_LAG_MAX_WAIT``) for the

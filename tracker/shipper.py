@@ -1,7 +1,7 @@
 """Ships committed journal records to PostgreSQL with COPY, exactly once.
 
 It ships this process's own journal at a steady cadence (every ``interval``, 25 ms:
-an event is in the reports well within a second, F18, and at load a batch holds
+an event is in the reports well within a second, docs/figures.md#f18, and at load a batch holds
 hundreds of events instead of one group commit's handful; 25 rather than 50 ms keeps
 each batch's Python, which holds the GIL the serving thread needs, shorter, at no
 CPU cost measured) and drains the journals of dead processes it adopts. It keeps one

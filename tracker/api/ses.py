@@ -45,7 +45,7 @@ DELIVERY_HEADER = events.DELIVERY_HEADER.lower()
 DELIVERY_TAG = "tracker_delivery_id"
 
 #: SES bounceType:bounceSubType -> (our status, error code). NoEmail and
-#: OnAccountSuppressionList are folded into the FAQ's codes (F9).
+#: OnAccountSuppressionList are folded into the codes of docs/figures.md#f9.
 BOUNCE_CODES: dict[tuple[str, str], tuple[str, str]] = {
     ("Permanent", "General"): ("bounced", "Permanent:General"),
     ("Permanent", "NoEmail"): ("bounced", "Permanent:General"),

@@ -1,4 +1,4 @@
-"""The verdict on one hit: who (or what) made it.
+"""The verdict on one hit: who (or what) made it (docs/figures.md#human).
 
 The numbers are fixed: they are stored in bits 1-3 of ``events.flags``
 (``tracker.events.Flag.VERDICT_SHIFT``/``VERDICT_MASK``), so every row already

@@ -1,4 +1,4 @@
-"""The campaign report (API.md "Campaign report"): totals, days, schedule tasks,
+"""The campaign report (keys defined in docs/figures.md#keys): totals, days, schedule tasks,
 click ranking. Key definitions are binding; see figures.py for the SQL."""
 
 from __future__ import annotations

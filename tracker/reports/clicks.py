@@ -1,4 +1,4 @@
-"""The click ranking (F5): clicks and distinct clicking users per link URL.
+"""The click ranking (docs/figures.md#f5): clicks and distinct clicking users per link URL.
 
 The project or one campaign over whole hours reads the report_link_* counters
 (tracker.store.link_rollups); any other scope reads report_click_hours and

@@ -1,7 +1,7 @@
-"""Error codes (F9): category (bounce, push, other) and kind (soft, hard, None).
+"""Error codes (docs/figures.md#f9): category (bounce, push, other) and kind (soft, hard, None).
 
 ``tracker.errorcodes`` (the ingest side's table) is the authority when present;
-until then the codes SPEC.md F9 names are classified here. Unknown codes are kept
+until then the codes docs/figures.md#f9 lists are classified here. Unknown codes are kept
 verbatim under "other".
 """
 

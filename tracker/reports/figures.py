@@ -5,6 +5,7 @@ and from raw events for the (rare) partial hours at its edges, or for the whole
 period when a day series is asked in a time zone whose midnights are not on the
 hour. Unique-user figures join the period's deliveries to report_delivery_firsts.
 Everything is exact: tests/test_reports_exact.py holds it to brute-force SQL.
+What each figure means, and the rules F1..F24 cited below: docs/figures.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The project report (API.md "Project report"): outcomes, rates, counts, click
+"""The project report (keys defined in docs/figures.md#keys): outcomes, rates, counts, click
 ranking and error codes under the same filters (F5, F6, F7, F9, F14, F17, F21)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a report covers: campaigns, schedule tasks, a channel; as SQL conditions.
 
 The same scope is applied to rollups, deliveries and raw events, so every figure
-of a report (and its CSV, F21) answers the same question.
+of a report (and its CSV, docs/figures.md#f21) answers the same question.
 """
 
 from __future__ import annotations

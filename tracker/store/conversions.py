@@ -1,8 +1,8 @@
-"""Conversions (F11, F16): kept raw, and credited to the last click before them.
+"""Conversions (docs/figures.md#f11, #f16): kept raw, and credited to the last click before them.
 
 A conversion of user U named N at time t goes to the campaign whose click by U
 came last before t, among campaigns whose conversion name is N and whose window
-(hours after the click) still covers t. Defaults are the seed platform's: name
+(hours after the click) still covers t. Defaults are the FAQ platform's: name
 ``buy``, 48 hours; a campaign overrides them with ``settings.conversion =
 {"name": ..., "window_hours": ...}``. Test sends and clicks the classifier judged
 to be scanners or bots never earn credit.

@@ -1,6 +1,6 @@
 """Deliveries: one message to one user, with the facts reports need about it.
 
-A delivery keeps its own user id, channel and campaign (F20: deleting the
+A delivery keeps its own user id, channel and campaign (docs/figures.md#f20: deleting the
 audience list used for a send changes no report)."""
 
 from __future__ import annotations

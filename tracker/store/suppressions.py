@@ -1,4 +1,4 @@
-"""Reading the suppression list (F14): who must not be sent to, and why."""
+"""Reading the suppression list (docs/figures.md#f14): who must not be sent to, and why."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Charts drawn on the server as inline SVG: nothing to load from anywhere (F1).
+"""Charts drawn on the server as inline SVG: nothing to load from anywhere (docs/figures.md#f1).
 
 Only presentation attributes (``fill=``, ``stroke=``) are used, never ``style=``, so
 the pages work under ``Content-Security-Policy: default-src 'self'``. Every text

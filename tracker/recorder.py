@@ -17,7 +17,16 @@ import time
 import zlib
 
 from tracker import metrics
-from tracker.classify import BurstDetector, Verdict, classify_hit, refine_with_address, to_flags
+from tracker.classify import (
+    AgentClass,
+    BurstDetector,
+    Verdict,
+    agent_class,
+    cut,
+    hit_verdict,
+    refine_with_address,
+    to_flags,
+)
 from tracker.events import (
     EVENT,
     RECORD_EVENT,
@@ -33,7 +42,16 @@ from tracker.tokens import TokenData
 _CACHE_LIMIT = 20_000
 #: dictionary ids known durable in the journal; past this many, forgotten (and re-sent)
 _WRITTEN_LIMIT = 200_000
-MAX_USER_AGENT_BYTES = 1000
+#: bytes of user agents (and their journal definitions) this process remembers;
+#: past it the memory is cleared and agents are classified again as they come
+USER_AGENT_CACHE_BYTES = 8 * 1024 * 1024
+#: never-seen user agents this process adds to the ``user_agents`` dictionary per
+#: UTC day. Strangers can send any string; past the budget a new agent's hits are
+#: still classified by their own string, but stored under ``OTHER_USER_AGENT``, so
+#: the table grows by at most budget x 512 bytes a day per worker.
+NEW_USER_AGENTS_PER_DAY = 20_000
+#: what hits over the day's budget of new user agents are stored as
+OTHER_USER_AGENT = b"(other: over the daily budget of new user agents)"
 #: an event record (type byte + tracker.events.EVENT) packed in one call: the same
 #: bytes as frame(encode_event(...)) without two intermediate objects per hit
 _EVENT_RECORD = struct.Struct("<B" + EVENT.format.lstrip("<"))
@@ -43,7 +61,7 @@ _EVENT_BODY_SIZE = _EVENT_RECORD.size
 class Recorder:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._user_agent = _Definitions(Dictionary.USER_AGENT, MAX_USER_AGENT_BYTES)
+        self._user_agents = UserAgents()
         self._url = _Definitions(Dictionary.URL)
         # ids whose definition is durable, per dictionary (a URL and a user agent may
         # be the same bytes)
@@ -62,15 +80,14 @@ class Recorder:
         metrics.EVENTS_ACCEPTED.value += 1
         records: list[bytes] = []
         ua_id = 0
-        user_agent = None
+        agent = None
         for name, value in headers:
             if name == b"user-agent":
-                user_agent = value
-                ua_id, definition = self._user_agent(value)
+                ua_id, agent, definition = self._user_agents(value)
                 if ua_id not in self._written_uas:
                     records.append(definition)
                 break
-        verdict = classify_hit(user_agent, method, kind)
+        verdict = hit_verdict(agent, method, kind)
         if client is not None:
             verdict = refine_with_address(verdict, kind, client[0])
         if kind == Kind.CLICK and self._bursts.observe(data.delivery_id, time.monotonic(),
@@ -113,24 +130,68 @@ def _remember(written: set[int], ident: int) -> None:
         written.add(ident)
 
 
+class UserAgents:
+    """Each user agent's dictionary id, class and journal definition, worked out
+    once per distinct agent so a hit only looks them up.
+
+    Bounded for strangers: the header is ``cut`` before it is a key, the memory
+    held is capped in bytes (``USER_AGENT_CACHE_BYTES``), and new agents enter the
+    dictionary at most ``NEW_USER_AGENTS_PER_DAY`` a day."""
+
+    __slots__ = ("_bytes", "_cache", "_day", "_new_today", "_other")
+
+    def __init__(self) -> None:
+        self._cache: dict[bytes, tuple[int, AgentClass, bytes]] = {}
+        self._bytes = 0
+        self._day = -1
+        self._new_today = 0
+        other_id = dictionary_id(OTHER_USER_AGENT)
+        self._other = (other_id, frame(encode_definition(Dictionary.USER_AGENT, other_id,
+                                                         OTHER_USER_AGENT)))
+
+    def __call__(self, header: bytes) -> tuple[int, AgentClass, bytes]:
+        value = cut(header)
+        known = self._cache.get(value)
+        if known is not None:
+            return known
+        agent = agent_class(value.decode("utf-8", "replace"))
+        if self._within_budget():
+            ident = dictionary_id(value)
+            definition = frame(encode_definition(Dictionary.USER_AGENT, ident, value))
+        else:
+            ident, definition = self._other
+        if self._bytes > USER_AGENT_CACHE_BYTES:
+            self._cache.clear()
+            self._bytes = 0
+        known = self._cache[value] = (ident, agent, definition)
+        self._bytes += 2 * len(value) + 200  # key, definition and the entry's overhead
+        return known
+
+    def _within_budget(self) -> bool:
+        day = int(time.time() // 86_400)
+        if day != self._day:
+            self._day, self._new_today = day, 0
+        self._new_today += 1
+        return self._new_today <= NEW_USER_AGENTS_PER_DAY
+
+
 class _Definitions:
-    """Id and framed journal definition of each URL or user agent, made once per
-    distinct value (bounded: cleared when full) so the hot path only looks them up."""
+    """Id and framed journal definition of each URL, made once per distinct value
+    (bounded: cleared when full) so the hot path only looks them up. URLs come
+    from signed tokens, so only senders choose them."""
 
-    __slots__ = ("_cache", "_dictionary", "_max_bytes")
+    __slots__ = ("_cache", "_dictionary")
 
-    def __init__(self, dictionary: Dictionary, max_bytes: int | None = None) -> None:
+    def __init__(self, dictionary: Dictionary) -> None:
         self._cache: dict[bytes, tuple[int, bytes]] = {}
         self._dictionary = dictionary
-        self._max_bytes = max_bytes
 
     def __call__(self, value: bytes) -> tuple[int, bytes]:
         cached = self._cache.get(value)
         if cached is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            kept = value if self._max_bytes is None else value[: self._max_bytes]
-            ident = dictionary_id(kept)
+            ident = dictionary_id(value)
             cached = self._cache[value] = (
-                ident, frame(encode_definition(self._dictionary, ident, kept)))
+                ident, frame(encode_definition(self._dictionary, ident, value)))
         return cached

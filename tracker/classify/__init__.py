@@ -8,19 +8,20 @@ client address); ``useragents.describe`` fills the ``user_agents`` columns.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from tracker.classify.patterns import BurstDetector, is_apple_proxy_address
-from tracker.classify.useragents import AgentClass, agent_class, describe
+from tracker.classify.useragents import (
+    MAX_USER_AGENT_BYTES,
+    AgentClass,
+    agent_class,
+    cut,
+    describe,
+)
 from tracker.classify.verdict import Verdict, from_flags, to_flags
 from tracker.events import Kind
 
-__all__ = ["AgentClass", "BurstDetector", "Verdict", "classify_hit", "describe",
-           "from_flags", "is_apple_proxy_address", "refine_with_address", "to_flags"]
-
-#: distinct (user agent, method, kind) triples remembered; a miss costs one parse
-#: (tens of microseconds, up to ~0.5 ms for a long unknown string), a hit ~0.1 us.
-CACHE_SIZE = 65536
+__all__ = ["MAX_USER_AGENT_BYTES", "AgentClass", "BurstDetector", "Verdict", "agent_class",
+           "classify_hit", "cut", "describe", "from_flags", "hit_verdict",
+           "is_apple_proxy_address", "refine_with_address", "to_flags"]
 
 _OPEN = int(Kind.OPEN)
 _CLICK = int(Kind.CLICK)
@@ -42,9 +43,18 @@ _CLICK_VERDICT = {
 }
 
 
-@lru_cache(maxsize=CACHE_SIZE)
 def classify_hit(user_agent: bytes | None, method: str, kind: int) -> int:
-    """The verdict (a ``Verdict`` value) for one hit.
+    """The verdict (a ``Verdict`` value) for one hit with this User-Agent header.
+
+    The edge does not call this per hit: it keeps each agent's class (see
+    ``tracker.recorder``) and calls ``hit_verdict``.
+    """
+    agent = agent_class(cut(user_agent).decode("utf-8", "replace")) if user_agent else None
+    return hit_verdict(agent, method, kind)
+
+
+def hit_verdict(agent: AgentClass | None, method: str, kind: int) -> int:
+    """The verdict for one hit, given its user agent's class (None: no User-Agent).
 
     - A ``HEAD`` request is a machine: browsers never follow a link or load an
       image with HEAD (an open becomes a machine open, a click a scanner click).
@@ -57,9 +67,8 @@ def classify_hit(user_agent: bytes | None, method: str, kind: int) -> int:
         return Verdict.HUMAN
     if method == "HEAD":
         return Verdict.MACHINE_OPEN if kind == _OPEN else Verdict.SCANNER_CLICK
-    ua = user_agent.decode("utf-8", "replace") if user_agent else ""
     table = _OPEN_VERDICT if kind == _OPEN else _CLICK_VERDICT
-    return table[agent_class(ua)]
+    return table[AgentClass.BOT if agent is None else agent]
 
 
 def refine_with_address(verdict: int, kind: int, client_address: str | None) -> int:

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import re
 from enum import IntEnum
-from functools import lru_cache
 
-from crawlerdetect import CrawlerDetect
 from ua_parser import BestAvailableResolver, Parser, load_builtins
 
-#: longest prefix looked at; the recorder stores at most this much too
-MAX_USER_AGENT_CHARS = 1000
+from tracker.classify.crawlers import is_crawler
+from tracker.classify.patternset import PatternSet
+
+#: The longest user agent looked at, classified and stored, in bytes of UTF-8; the
+#: rest is cut off at the edge before any cache or table sees it. Real agents are
+#: 100-300 bytes (the longest in the labelled evidence, an in-app browser, is
+#: under 400); anything past this only serves to fill memory and tables.
+MAX_USER_AGENT_BYTES = 512
 
 
 class AgentClass(IntEnum):
@@ -33,15 +37,34 @@ class AgentClass(IntEnum):
     BOT = 4  #: any other automated client (crawlerdetect's list)
 
 
+class _Rules:
+    """Named patterns tried in order; the first that matches names the client.
+
+    One ``PatternSet`` answers "does any match?" in one pass over the string (most
+    agents match none), and only then are the patterns tried one by one."""
+
+    def __init__(self, rules: list[tuple[re.Pattern[str], str]]) -> None:
+        self.rules = rules
+        self._any = PatternSet([pattern for pattern, _ in rules])
+
+    def first(self, ua: str) -> str | None:
+        if not self._any.any(ua.encode("utf-8", "surrogatepass")):
+            return None
+        for pattern, name in self.rules:
+            if pattern.search(ua):
+                return name
+        return None
+
+
 # Apple MPP sends the bare string "Mozilla/5.0" (ua-parser/uap-core issue 509).
 _APPLE_PROXY = re.compile(r"^Mozilla/5\.0$")
 
-_IMAGE_PROXIES: list[tuple[re.Pattern[str], str]] = [
+_IMAGE_PROXIES = _Rules([
     (re.compile(r"GoogleImageProxy|via ggpht\.com", re.I), "Gmail Image Proxy"),
     (re.compile(r"YahooMailProxy", re.I), "Yahoo Mail Proxy"),
-]
+])
 
-_SCANNERS: list[tuple[re.Pattern[str], str]] = [
+_SCANNERS = _Rules([
     (re.compile(r"Microsoft Office Existence Discovery", re.I), "Office Existence Discovery"),
     (re.compile(r"BingPreview|MicrosoftPreview|SkypeUriPreview", re.I), "Microsoft Link Preview"),
     (re.compile(r"safelinks|Safe ?Links", re.I), "Microsoft Safe Links"),
@@ -50,10 +73,10 @@ _SCANNERS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Proofpoint|URLDefense", re.I), "Proofpoint"),
     (re.compile(r"Gmail-content-sampling", re.I), "Gmail Content Sampling"),
     (re.compile(r"Kaspersky Lab CFR link resolver", re.I), "Kaspersky Link Resolver"),
-]
+])
 
 # Mail clients that crawlerdetect's list calls crawlers; checked before it.
-_MAIL_CLIENTS: list[tuple[re.Pattern[str], str]] = [
+_MAIL_CLIENTS = _Rules([
     (re.compile(r"Outlook-(iOS|Android)/", re.I), "Outlook Mobile"),
     (re.compile(r"MacOutlook/", re.I), "Outlook for Mac"),
     (re.compile(r"Microsoft Outlook|MSOffice \d|Microsoft Office/\d", re.I), "Outlook"),
@@ -66,7 +89,7 @@ _MAIL_CLIENTS: list[tuple[re.Pattern[str], str]] = [
     # (ua-parser/uap-core issue 528 lists one per macOS release).
     (re.compile(r"^Mozilla/5\.0 \((Macintosh|iPhone|iPad)[^)]*\) AppleWebKit/[\d.]+ "
                 r"\(KHTML, like Gecko\)( Mobile/\w+)?$"), "Apple Mail"),
-]
+])
 
 # A string that names a mail client but says it is a robot (e.g. a crawler borrowing
 # Thunderbird's string) is not given the mail-client pass.
@@ -78,7 +101,6 @@ _DESKTOP_OS = frozenset({"Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", 
                          "FreeBSD", "Debian", "OpenBSD", "NetBSD", "Solaris", "Mint",
                          "Arch Linux", "openSUSE", "Red Hat", "CentOS", "Gentoo", "Mageia"})
 
-_crawlers = CrawlerDetect()
 _parser: Parser | None = None
 
 
@@ -89,34 +111,34 @@ def _ua_parser() -> Parser:
     return _parser
 
 
-def _first(rules: list[tuple[re.Pattern[str], str]], ua: str) -> str | None:
-    for pattern, name in rules:
-        if pattern.search(ua):
-            return name
-    return None
-
-
 def _named(ua: str) -> tuple[AgentClass, str | None]:
     """The agent class and, for email-specific rules, the client name they imply."""
     if not ua:
         return AgentClass.BOT, None
     if _APPLE_PROXY.match(ua):
         return AgentClass.APPLE_PROXY, "Apple Mail Privacy Protection"
-    if name := _first(_IMAGE_PROXIES, ua):
+    if name := _IMAGE_PROXIES.first(ua):
         return AgentClass.IMAGE_PROXY, name
-    if name := _first(_SCANNERS, ua):
+    if name := _SCANNERS.first(ua):
         return AgentClass.SCANNER, name
-    if not _ROBOT_WORDS.search(ua) and (name := _first(_MAIL_CLIENTS, ua)):
+    if (name := _MAIL_CLIENTS.first(ua)) and not _ROBOT_WORDS.search(ua):
         return AgentClass.PERSON, name
-    if _crawlers.is_crawler(ua):
+    if is_crawler(ua):
         return AgentClass.BOT, None
     return AgentClass.PERSON, None
 
 
-@lru_cache(maxsize=16384)
+def cut(user_agent: bytes) -> bytes:
+    """The part of a User-Agent header that is looked at and stored."""
+    return user_agent[:MAX_USER_AGENT_BYTES]
+
+
 def agent_class(user_agent: str) -> AgentClass:
-    """Who is behind ``user_agent`` (an empty string means none was sent: a bot)."""
-    return _named(user_agent.strip()[:MAX_USER_AGENT_CHARS])[0]
+    """Who is behind ``user_agent`` (an empty string means none was sent: a bot).
+
+    Costs 10-20 us for an agent already ``cut``: callers on the hot path keep the
+    answer per agent (``tracker.recorder``)."""
+    return _named(user_agent.strip())[0]
 
 
 def _device_class(agent: AgentClass, ua: str, os: str, device: str) -> str:
@@ -144,7 +166,7 @@ def describe(user_agent: str) -> dict[str, str | bool]:
     for a real reader. ``device_class`` is one of desktop, mobile, tablet, proxy,
     bot, other. Costs a parse (tens of microseconds): call it once per new agent.
     """
-    ua = user_agent.strip()[:MAX_USER_AGENT_CHARS]
+    ua = user_agent.strip()
     agent, name = _named(ua)
     parsed = _ua_parser().parse(ua).with_defaults()
     os = parsed.os.family

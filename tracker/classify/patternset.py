@@ -1,0 +1,78 @@
+"""Many regular expressions matched against one string in one pass (Hyperscan).
+
+The classifier asks of every never-seen user agent which of some 1,500 patterns
+match it; Python's ``re`` tries them one at a time, position by position, at a cost
+that a stranger controls by the length of the string. Hyperscan (Intel's
+multi-pattern engine, made for this) compiles them all into one automaton and
+scans the string once. The compiled database is shared; each thread gets its own
+scratch space, which Hyperscan requires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+
+import hyperscan
+
+_STOP = True  #: a match handler's answer that ends the scan
+
+
+class PatternSet:
+    """Patterns (Python ``re`` syntax, each with its own ``re.I`` or not) numbered
+    by their position in the list."""
+
+    def __init__(self, patterns: list[re.Pattern[str]] | list[str], *, caseless: bool = False,
+                 spans: bool = False) -> None:
+        compiled = [re.compile(p, re.I if caseless else 0) if isinstance(p, str) else p
+                    for p in patterns]
+        base = hyperscan.HS_FLAG_SOM_LEFTMOST if spans else hyperscan.HS_FLAG_SINGLEMATCH
+        self._database = hyperscan.Database()
+        self._database.compile(
+            expressions=[p.pattern.encode() for p in compiled],
+            ids=list(range(len(compiled))),
+            flags=[base | (hyperscan.HS_FLAG_CASELESS if p.flags & re.I else 0)
+                   for p in compiled])
+        self._local = threading.local()
+
+    def _scratch(self) -> hyperscan.Scratch:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+        return scratch
+
+    def any(self, data: bytes) -> bool:
+        """Whether any pattern matches ``data``; stops at the first match."""
+        matched = False
+
+        def on_match(*_args: object) -> bool:
+            nonlocal matched
+            matched = True
+            return _STOP
+
+        if data:
+            with contextlib.suppress(hyperscan.ScanTerminated):
+                self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        return matched
+
+    def matching(self, data: bytes) -> set[int]:
+        """The numbers of the patterns that match ``data``."""
+        found: set[int] = set()
+
+        def on_match(ident: int, *_args: object) -> None:
+            found.add(ident)
+
+        self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        return found
+
+    def spans(self, data: bytes) -> list[tuple[int, int, int]]:
+        """Every (start, end, pattern number) of a match, the leftmost start for each
+        end (needs ``spans=True``)."""
+        found: list[tuple[int, int, int]] = []
+
+        def on_match(ident: int, start: int, end: int, *_args: object) -> None:
+            found.append((start, end, ident))
+
+        self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        return found

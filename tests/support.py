@@ -22,13 +22,29 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import pytest
 
 from tracker.migrate import migrate_url
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The project's shared folder beside the repository (``../shared``): the upstream email
+#: corpus, API.md and seeds. Only this project's own machines have it; a clone alone
+#: does not, so tests reach it through ``shared()``, which skips instead of failing.
 SHARED = ROOT.parent / "shared"
 SECRET_KEYS = "test-key-newest-0123456789,test-key-older-0123456789"
 API_KEY = "test-api-key-0123456789"
+
+
+def shared(*parts: str) -> Path:
+    """``../shared/<parts>``, or skip the calling test (or module) saying what is missing.
+
+    Whatever the shared folder adds is checked in addition to what the repository's
+    own data (``tests/data/``) checks, so a clone on its own still passes."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is missing (the shared folder beside the repository, present on "
+                    "the project's own machines and in CI)")
+    return path
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, SHARED
+from tests.support import ROOT, shared
 
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT_PATH = "/usr/local/bin/tracker-entrypoint"
@@ -179,7 +179,7 @@ def test_healthcheck_asks_healthz_on_the_exposed_port(parsed) -> None:
 
 
 def test_configuration_uses_only_the_documented_variables(parsed) -> None:
-    documented = set(re.findall(r"^\| `(TRACKER_\w+)`", (SHARED / "API.md").read_text(), re.M))
+    documented = set(re.findall(r"^\| `(TRACKER_\w+)`", shared("API.md").read_text(), re.M))
     assert "TRACKER_DATABASE_URL" in documented
     used = set()
     for ins in parsed:

@@ -1,5 +1,6 @@
 """Issue 3, whole MIME messages: charsets of Japanese mail, every transfer encoding,
-attachments and inline images untouched, lines within RFC 5322 limits."""
+attachments and inline images untouched, lines within RFC 5322 limits; and the
+messages of the repository's own corpus (tests/data/emails/*.eml)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import re
 
 import pytest
 
-from tests.rewrite_support import check_identical, strip_pixel
+from tests.rewrite_support import (
+    Email,
+    check_identical,
+    mime_leaves,
+    own_emails,
+    part_text,
+    strip_pixel,
+)
 from tests.support import SECRET_KEYS
 from tracker.rewrite import MessageIds, RewriteError, Rewriter
 from tracker.tokens import Channel, Purpose, TokenCodec
@@ -171,3 +179,39 @@ def test_push_mime_has_no_pixel_or_list_headers() -> None:
     result = Rewriter(CODEC, PUBLIC).rewrite_mime(IDS._replace(channel=Channel.PUSH), raw)
     assert b"List-Unsubscribe" not in result.mime and not result.has_pixel
     assert re.search(rb"/o/", result.mime) is None
+
+
+# --- the own corpus's messages -------------------------------------------------------
+
+def head(raw: bytes) -> bytes:
+    return re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+
+
+@pytest.mark.parametrize("message", own_emails(mime=True), ids=lambda e: e.id)
+def test_corpus_messages_keep_every_byte_but_their_links(message: Email) -> None:
+    raw = message.path.read_bytes()
+    result = Rewriter(CODEC, PUBLIC).rewrite_mime(IDS, raw)
+    out = result.mime
+    assert all(len(line) <= 998 for line in out.splitlines())
+    if b"\r\n" in raw:
+        assert out.count(b"\n") == out.count(b"\r\n"), "a CRLF message came out with bare LF"
+    assert head(out).startswith(head(raw)), "original headers changed"
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head(out)
+    before, after = mime_leaves(raw), mime_leaves(out)
+    assert [(p.get_content_type(), r) for p, r in before] == [
+        (p.get_content_type(), r) for p, r in after]
+    positions = []
+    for (old, rewritable), (new, _) in zip(before, after, strict=True):
+        if not rewritable:
+            assert new.get_payload() == old.get_payload(), old.get_content_type()
+            continue
+        assert new.get_content_charset() == old.get_content_charset()
+        assert new["Content-Transfer-Encoding"] == old["Content-Transfer-Encoding"]
+        text = part_text(new)
+        if new.get_content_subtype() == "html":
+            text, pixels = strip_pixel(text, PUBLIC, CODEC)
+            assert pixels == 1
+        links = check_identical(part_text(old), text, PUBLIC, CODEC)
+        positions += [data.link_position for _, data in links]
+    assert positions == list(range(result.links))  # document order, text part first
+    assert result.links == message.links, "the manifest's link count"

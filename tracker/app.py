@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 
@@ -51,13 +51,13 @@ def public_routes() -> list:
 async def healthz(request: Request) -> JSONResponse:
     """Alive: answers at once without touching the database (a liveness probe must
     not fail, and the service must not be restarted, because PostgreSQL is down:
-    hits keep being journaled). ``database`` is what the shipper last saw."""
+    hits keep being journaled). ``database`` is what the shipper last saw. Public,
+    so it shows nothing of the traffic (counts are on the guarded /metrics)."""
     shipper: ShipperThread = request.app.state.shipper
     return JSONResponse({
         "status": "ok",
         "database": "reachable" if shipper.database_up else "unreachable",
         "journal_backlog_bytes": shipper.backlog_bytes(),
-        "events_landed": shipper.landed,
     })
 
 
@@ -78,8 +78,14 @@ async def readyz(request: Request) -> JSONResponse:
         "database": database,
         "journal_backlog_bytes": backlog,
         "journal_backlog_limit": READY_BACKLOG_BYTES,
-        "events_landed": shipper.landed,
     }, status_code=200 if ready else 503)
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that closed the connection mid-body (or stalled past the protocol's
+    timeout): nothing was read, nothing is stored, and nobody is left to answer, so
+    no traceback either."""
+    return Response(status_code=400)
 
 
 async def metrics_endpoint_app(scope: dict, receive, send) -> None:
@@ -139,7 +145,9 @@ def create_app(settings: Settings | None = None) -> Edge:
                 pool.terminate()  # PostgreSQL is gone: do not hang the exit on it
 
     # a Router, not a Starlette: request.app must stay the outer app with its state
-    api = RequireAPIKey(Router(routes=v1_routes()), settings.api_key)
+    # no trailing-slash redirects anywhere: Starlette builds them from the Host
+    # header, which would let a stranger's request redirect to a host of his choice
+    api = RequireAPIKey(Router(routes=v1_routes(), redirect_slashes=False), settings.api_key)
     metrics_guarded = RequireAPIKey(metrics_endpoint_app, settings.api_key)
     app = Starlette(
         routes=[
@@ -150,6 +158,8 @@ def create_app(settings: Settings | None = None) -> Edge:
             *public_routes(),
         ],
         lifespan=lifespan,
+        exception_handlers={ClientDisconnect: client_gone},
     )
+    app.router.redirect_slashes = False
     edge = Edge(app, codec, recorder)
     return edge

@@ -69,7 +69,7 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
         timeout_graceful_shutdown=20,
         timeout_keep_alive=5,
         loop="uvloop",
-        http="httptools",
+        http="tracker.protocol:GuardedHttpToolsProtocol",
     )
 
 

@@ -1,0 +1,109 @@
+"""What a stranger holding one sent email can send, answered before it costs
+anything: oversized headers, trickled requests, disconnects mid-body, Host-built
+redirects, huge user agents, and the public health check (issue "Hostile traffic")."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+
+import pytest
+
+from tests.support import Service, mint_url, scalar, wait_for
+from tracker.protocol import HEADER_TIMEOUT, MAX_HEADER_BYTES
+
+
+def _raw(service: Service, request: bytes, *, read_timeout: float = 10) -> bytes:
+    """Send raw bytes, return everything the server answers before it closes."""
+    with socket.create_connection(("127.0.0.1", service.port), timeout=read_timeout) as sock:
+        # the server may close while a huge request is still being sent
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return b"".join(chunks)
+
+
+def test_headers_over_the_cap_get_431_before_the_edge_sees_them(
+        module_service: Service) -> None:
+    path = mint_url(module_service, "open").removeprefix(module_service.base_url)
+    big = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nUser-Agent: " + \
+        b"A" * (MAX_HEADER_BYTES + 10) + b"\r\n\r\n"
+    answer = _raw(module_service, big)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert b"send fewer or shorter headers" in answer
+    many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-Filler-%d: %s\r\n" % (i, b"b" * 100) for i in range(200)) + b"\r\n"
+    assert _raw(module_service, many).startswith(b"HTTP/1.1 431 ")
+    # just under the cap is still served
+    fits = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: " + \
+        b"c" * (MAX_HEADER_BYTES - 200) + b"\r\n\r\n"
+    assert _raw(module_service, fits).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_trickled_request_is_cut_off(module_service: Service) -> None:
+    """Slowloris: headers that never finish hold nothing past HEADER_TIMEOUT, even
+    while a byte keeps arriving now and then."""
+    with socket.create_connection(("127.0.0.1", module_service.port), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < HEADER_TIMEOUT + 8:
+            try:
+                sock.sendall(b"X")
+                sock.settimeout(1)
+                if sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+        assert closed, "the server kept a trickling connection open"
+        assert time.monotonic() - started >= HEADER_TIMEOUT - 1
+
+
+def test_a_client_gone_mid_body_leaves_no_traceback(module_service: Service) -> None:
+    with socket.create_connection(("127.0.0.1", module_service.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/outcomes HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer " + module_service.api_key.encode() + b"\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n[{")
+        time.sleep(0.3)
+    time.sleep(1)
+    with module_service.client() as client:
+        assert client.get("/healthz").status_code == 200
+    assert "Traceback" not in module_service.log()
+    assert "ClientDisconnect" not in module_service.log()
+
+
+@pytest.mark.parametrize("path", ["/metrics/", "/v1", "/v1/campaigns/", "/reports/"])
+def test_no_redirect_is_built_from_the_host_header(module_service: Service, path: str) -> None:
+    with module_service.client(headers={"Host": "evil.example"}) as client:
+        r = client.get(path, follow_redirects=False)
+    assert "evil.example" not in r.headers.get("location", "")
+    assert r.status_code not in (301, 302, 307, 308) or r.headers["location"].startswith("/")
+
+
+def test_health_check_says_nothing_of_the_traffic(module_service: Service) -> None:
+    with module_service.client() as client:
+        for path in ("/healthz", "/readyz"):
+            body = client.get(path).json()
+            assert "database" in body
+            assert not any("landed" in key or "events" in key for key in body), body
+
+
+def test_a_huge_user_agent_is_cut_before_it_is_stored(module_service: Service) -> None:
+    url = mint_url(module_service, "open", user="ua-cut")
+    agent = "Mozilla/5.0 (X11; Linux x86_64) " + "Z" * 12_000
+    with module_service.client() as client:
+        assert client.get(url, headers={"User-Agent": agent}).status_code == 200
+    stored = wait_for(lambda: scalar(
+        module_service.dsn, "SELECT max(octet_length(user_agent)) FROM user_agents"
+        " WHERE user_agent LIKE 'Mozilla/5.0 (X11; Linux x86_64) ZZZ%'"), 15)
+    assert stored == 512

@@ -260,16 +260,20 @@ class TokenCodec:
         if not dot or len(signature) != _SIGNATURE_CHARS:
             raise InvalidToken("no signature or a signature of the wrong length")
         value = body.encode("ascii")
-        try:
-            given = base64.urlsafe_b64decode(signature + "==")
-            payload = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidToken("not base64") from exc
+        given = signature.encode("ascii")
+        # compared as text, not as decoded bytes: a token has one spelling only (the
+        # unused low bits of the last character, or '+' and '/' for '-' and '_',
+        # would otherwise give each signature sixteen or more)
         for key in self._verify_keys[purpose]:
-            if hmac.compare_digest(key.digest(value)[:SIGNATURE_BYTES], given):
+            expected = base64.urlsafe_b64encode(key.digest(value)[:SIGNATURE_BYTES])
+            if hmac.compare_digest(expected[:_SIGNATURE_CHARS], given):
                 break
         else:
             raise InvalidToken("bad signature")
+        try:
+            payload = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidToken("not base64") from exc
         data = unpack(payload, purpose)
         if purpose is Purpose.CLICK and not is_safe_location(data.url):
             # a valid signature over an unsafe URL: only a leaked or buggy older key

@@ -419,3 +419,14 @@ def test_pages_need_well_under_200_ms(http: httpx.Client) -> None:
         timings[path] = sorted(samples)[2]
     print("\nmedian page time:", {k: f"{v * 1000:.0f} ms" for k, v in timings.items()})
     assert max(timings.values()) < 0.2, timings
+
+
+def test_sign_out_revokes_a_copied_cookie(pages_service: Service) -> None:
+    """Signing out ends the session itself, not only the browser's copy of the
+    cookie: the same cookie value sent again afterwards is refused."""
+    with sign_in(pages_service) as client:
+        copied = client.cookies["tracker_session"]
+        assert client.post("/reports/logout").status_code == 303
+    with pages_service.client() as other:
+        other.cookies.set("tracker_session", copied, path="/reports")
+        assert other.get("/reports").status_code == 401

@@ -162,7 +162,7 @@ def guarded(handler):
     """A page or CSV that needs a session: 401 with the sign-in form without one."""
     async def endpoint(request: Request) -> Response:
         lang, _ = i18n.choose(request)
-        if not session.valid(request):
+        if not await session.valid(request):
             expired = session.COOKIE in request.cookies
             return sign_in_page(request, lang, i18n.t(lang, "expired") if expired else None)
         try:
@@ -185,7 +185,7 @@ def _safe_next(value: str | None) -> str:
 
 async def login_form(request: Request) -> Response:
     lang, _ = i18n.choose(request)
-    if session.valid(request):
+    if await session.valid(request):
         return RedirectResponse("/reports", status_code=303, headers=SECURITY_HEADERS)
     return sign_in_page(request, lang)
 
@@ -207,13 +207,13 @@ async def login(request: Request) -> Response:
         return _page(request, lang, "login.html", 401, next=target,
                      message=i18n.t(lang, "wrong_key"), signed_in=False)
     response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
-    session.set_cookie(request, response)
+    await session.sign_in(request, response)
     return response
 
 
 async def logout(request: Request) -> Response:
     response = RedirectResponse("/reports/login", status_code=303, headers=SECURITY_HEADERS)
-    session.clear_cookie(request, response)
+    await session.sign_out(request, response)
     return response
 
 

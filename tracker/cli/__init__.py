@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import click
 
+from tracker.cli.demo import demo
 from tracker.cli.events import events
 from tracker.cli.keys import keys
 from tracker.cli.report import report
@@ -21,5 +22,6 @@ def main() -> None:
     """Open- and click-tracking service: signed pixel and redirect, reports in PostgreSQL."""
 
 
-for command in (serve, migrate, token, events, report, rewrite, suppressions, keys):
+for command in (serve, migrate, demo, token, events, report, rewrite, suppressions,
+                keys):
     main.add_command(command)

@@ -1,29 +1,30 @@
 """Compiling an HTML body into a template, touching only the link values.
 
-Why the standard library tokenizer and not a DOM: a DOM re-serialises the
-document, which breaks Outlook conditional comments, VML and the odd markup real
-emails depend on. ``html.parser`` reports where each start tag begins; the
-attribute spans inside the tag are then found with the parser's own attribute
-regex, so the exact characters of each ``href`` value are replaced and nothing
-else moves. Regex-only rewriters get ``&amp;``, quoting and comments wrong; this
-decodes entities through the parser's rules and writes back a URL that needs none.
+Why a tokenizer and not a DOM: a DOM re-serialises the document, which breaks
+Outlook conditional comments, VML and the odd markup real emails depend on. The
+tokenizer (:mod:`tracker.rewrite.tokenizer`) is the HTML standard's, with source
+offsets: each ``href`` value is replaced exactly where it is written and nothing
+else moves. Its value is read as a browser reads it (:mod:`tracker.rewrite.charrefs`:
+``&amp;`` is ``&``, but ``&region=us`` stays ``&region=us``), so the click goes
+where the same link would have gone untracked. Comments end where a browser ends
+them (``<!-->``, ``--!>``; ``-- >`` does not end one), and markup written inside
+``<title>``, ``<textarea>``, ``<style>``, ``<script>`` and the like is text.
 
 Rewritten: the first ``href`` of ``<a>``, ``<area>`` and VML elements (``<v:*>``),
 also inside downlevel-hidden conditional comments (``<!--[if mso]>...<![endif]-->``),
 which are tokenized again from their own text. Left alone: everything else,
-including ``<link>``/``<base>``, ``<script>``/``<style>`` contents, ordinary
-comments, escaped markup, and tags marked ``data-track="off"`` (the marker itself
-is removed from the output).
+including ``<link>``/``<base>``, raw text, ordinary comments, escaped markup, and
+tags marked ``data-track="off"`` (the marker itself is removed from the output).
 """
 
 from __future__ import annotations
 
 import re
-from html import unescape
-from html.parser import HTMLParser, attrfind_tolerant, tagfind_tolerant
 
-from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Skip, classify
+from tracker.rewrite.charrefs import attribute_value
+from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Skip, Target, classify
 from tracker.rewrite.template import DELETE, PIXEL, UNSUBSCRIBE, Edit, Template, build
+from tracker.rewrite.tokenizer import COMMENT, END, START, attributes, skipping, tokens
 
 #: The open pixel. 1x1, empty alt (screen readers skip it), no border, and styled so
 #: no client gives it a line of its own or shows a frame while it loads.
@@ -34,118 +35,93 @@ _NO_TRACK_ATTR = "data-track"
 _CONDITIONAL = re.compile(r"\[if\b", re.IGNORECASE)
 
 
-def _is_link_tag(tag: str) -> bool:
-    return tag == "a" or tag == "area" or tag.startswith("v:")
+_SPACE = "\t\n\f\r "
+#: The rewriter reads link tags and </body>; every other tag is passed over inside
+#: the regular expression engine (see tokenizer.skipping).
+_SCANNER = skipping(("a", "area", "v:"), ("body",))
+#: Decisions by (href value, public URL, UTM): a campaign's links are the same in
+#: every personalised copy, so each is checked and tagged once, not per recipient.
+_DECISIONS: dict[tuple, Target | Skip] = {}
+_MAX_DECISIONS = 20_000
 
 
-class _Scanner(HTMLParser):
-    """Collects the spans to rewrite in one piece of HTML (the document or the inside
-    of a conditional comment), with offsets into the whole document."""
+def _classify(value: str, public_url: str, utm: tuple) -> Target | Skip:
+    key = (value, public_url, utm)
+    decision = _DECISIONS.get(key)
+    if decision is None:
+        if len(_DECISIONS) >= _MAX_DECISIONS:
+            _DECISIONS.clear()
+        decision = _DECISIONS[key] = classify(value, public_url, utm)
+    return decision
 
-    def __init__(self, source: str, base: int, public_url: str, utm: tuple,
-                 edits: list[Edit], links: list[str], warnings: list[str]) -> None:
-        super().__init__(convert_charrefs=False)
-        self.source = source
-        self.base = base
+
+class _Scan:
+    """The spans to rewrite in one piece of HTML (the document or the inside of a
+    conditional comment), with offsets into the whole document."""
+
+    __slots__ = ("public_url", "utm", "edits", "links", "warnings")
+
+    def __init__(self, public_url: str, utm: tuple) -> None:
         self.public_url = public_url
         self.utm = utm
-        self.edits = edits
-        self.links = links
-        self.warnings = warnings
-        self.line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
-        self.body_end: int | None = None
+        self.edits: list[Edit] = []
+        self.links: list[str] = []
+        self.warnings: list[str] = []
 
-    def _position(self) -> int:
-        line, column = self.getpos()
-        return self.line_starts[line - 1] + column
+    def run(self, source: str, base: int) -> int | None:
+        """Scan ``source`` (at ``base`` in the document); where its last ``</body>``
+        starts, if any."""
+        body_end = None
+        for token in tokens(source, skip=_SCANNER):
+            kind = token[0]
+            if kind == START:
+                name = token[3]
+                if name == "a" or name == "area" or name.startswith("v:"):
+                    self.link(source, base, token[4], token[5])
+            elif kind == END:
+                if token[3] == "body":
+                    body_end = base + token[1]
+            elif kind == COMMENT:
+                data = source[token[3]:token[4]]
+                if "<" in data and _CONDITIONAL.match(data):
+                    self.run(data, base + token[3])
+        return body_end
 
-    def parse_html_declaration(self, i: int) -> int:
-        """``<!...>``, tolerating what the standard tokenizer refuses.
-
-        Python 3.11's tokenizer raises AssertionError on marked sections it does not
-        know (``<![foo ...``, ``<![ ]>``); browsers treat them as bogus comments, so
-        do the same: skip to the next ``>``, leaving the bytes as they are."""
-        try:
-            return super().parse_html_declaration(i)
-        except AssertionError:
-            end = self.rawdata.find(">", i + 2)
-            return end + 1 if end >= 0 else -1
-
-    # --- tags ---------------------------------------------------------------------
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if _is_link_tag(tag):
-            self._link(tag)
-
-    handle_startendtag = handle_starttag
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "body":
-            self.body_end = self.base + self._position()
-
-    def handle_comment(self, data: str) -> None:
-        if _CONDITIONAL.match(data) and "<" in data:
-            start = self._position() + 4  # after "<!--"
-            nested = _Scanner(data, self.base + start, self.public_url, self.utm, self.edits,
-                              self.links, self.warnings)
-            nested.feed(data)
-            nested.close()
-
-    def _link(self, tag: str) -> None:
-        text = self.get_starttag_text() or ""
-        start = self._position()
-        if self.source[start : start + len(text)] != text:  # pragma: no cover - defensive
-            self.warnings.append(f"could not locate a <{tag}> tag; its link was left untracked")
-            return
-        href: tuple[int, int, str] | None = None
-        no_track: tuple[int, int] | None = None
-        match = tagfind_tolerant.match(text, 1)
-        k = match.end() if match else len(text)
-        while k < len(text):
-            m = attrfind_tolerant.match(text, k)
-            if not m:
-                break
-            name = m.group(1).lower()
-            if m.group(2):
-                value_start, value_end = m.span(3)
-                value = m.group(3)
-                if value[:1] in ("'", '"') and value[-1:] == value[:1] and len(value) >= 2:
-                    value_start, value_end = value_start + 1, value_end - 1
-                if name == "href" and href is None:
-                    href = (value_start, value_end, text[value_start:value_end])
-                elif name == _NO_TRACK_ATTR and unescape(text[value_start:value_end]).strip(
-                        ).lower() == "off":
-                    cut = m.start(1)
-                    while cut > 0 and text[cut - 1].isspace():
-                        cut -= 1
-                    no_track = (cut, m.end(2))
-            k = m.end()
-        at = self.base + start
-        if no_track is not None:
-            self.edits.append(Edit(at + no_track[0], at + no_track[1], DELETE))
-            return
+    def link(self, source: str, base: int, start: int, end: int) -> None:
+        href = None
+        for attribute in attributes(source, start, end):
+            if attribute.name == "href":
+                href = attribute
+            elif attribute.name == _NO_TRACK_ATTR and attribute_value(
+                    source[attribute.value_start:attribute.value_end]).strip(
+                    _SPACE).lower() == "off":
+                cut = attribute.start
+                while cut > start and source[cut - 1] in _SPACE:
+                    cut -= 1
+                self.edits.append(Edit(base + cut, base + attribute.end, DELETE))
+                return
         if href is None:
             return
-        decision = classify(unescape(href[2]), self.public_url, self.utm)
+        value = attribute_value(source[href.value_start:href.value_end])
+        decision = _classify(value, self.public_url, self.utm)
         if isinstance(decision, Skip):
             if decision.warning:
                 self.warnings.append(decision.warning)
             return
-        self.edits.append(Edit(at + href[0], at + href[1], len(self.links)))
+        self.edits.append(Edit(base + href.value_start, base + href.value_end, len(self.links)))
         self.links.append(decision.url)
 
 
 def compile_html(source: str, public_url: str, *, utm: tuple = (), pixel: bool = True) -> Template:
     """Parse once into a template: link slots, the unsubscribe slots, and (when
     ``pixel``) one pixel slot just before the last ``</body>``, else at the end."""
-    edits: list[Edit] = []
-    links: list[str] = []
-    warnings: list[str] = []
-    scanner = _Scanner(source, 0, public_url, utm, edits, links, warnings)
-    scanner.feed(source)
-    scanner.close()
-    for m in UNSUBSCRIBE_PLACEHOLDER.finditer(source):
-        edits.append(Edit(m.start(), m.end(), UNSUBSCRIBE))
+    scan = _Scan(public_url, utm)
+    body_end = scan.run(source, 0)
+    edits = scan.edits
+    if "unsubscribe_url" in source:
+        for m in UNSUBSCRIBE_PLACEHOLDER.finditer(source):
+            edits.append(Edit(m.start(), m.end(), UNSUBSCRIBE))
     if pixel:
-        at = scanner.body_end if scanner.body_end is not None else len(source)
+        at = body_end if body_end is not None else len(source)
         edits.append(Edit(at, at, PIXEL))
-    return build(source, edits, links, warnings)
+    return build(source, edits, scan.links, scan.warnings)

@@ -185,6 +185,9 @@ def test_demo_fills_reports_with_campaigns_people_machines_and_outcomes(demo) ->
         assert signed_in.status_code == 200
         for campaign in CAMPAIGNS:
             assert campaign in signed_in.text
+            page = pages.get(f"/reports/campaigns/{campaign}")
+            assert page.status_code == 200 and "<svg" in page.text  # its per-day chart
+        assert pages.get("/reports/project").status_code == 200
     output = "\n".join(running.lines)
     assert f"http://127.0.0.1:{running.port}/reports" in output
     assert "demo-newsletter" in output and "curl" in output

@@ -47,8 +47,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -98,7 +100,8 @@ async def _campaign_count(dsn: str) -> int:
     async with connect(dsn) as conn:
         if await conn.fetchval("SELECT to_regclass('campaigns')") is None:
             return 0
-        return await conn.fetchval("SELECT count(*) FROM campaigns")
+        count: int = await conn.fetchval("SELECT count(*) FROM campaigns")
+        return count
 
 
 def _refuse_external() -> None:
@@ -116,7 +119,7 @@ def _refuse_used(settings: Settings, count: int) -> None:
         "add the sample to this one.")
 
 
-def _start_service(settings: Settings, dsn: str, host: str, port: int) -> subprocess.Popen:
+def _start_service(settings: Settings, dsn: str, host: str, port: int) -> subprocess.Popen[bytes]:
     """``tracker serve`` in a child process on the same database and data dir; in a
     session of its own, so Ctrl-C reaches it once, forwarded by this process."""
     env = dict(os.environ, TRACKER_DATABASE_URL=dsn, TRACKER_DATA_DIR=str(settings.data_dir))
@@ -125,7 +128,7 @@ def _start_service(settings: Settings, dsn: str, host: str, port: int) -> subpro
          "--log-level", "warning"], env=env, start_new_session=True)
 
 
-def _wait_ready(process: subprocess.Popen, http: Http) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], http: Http) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -139,7 +142,7 @@ def _wait_ready(process: subprocess.Popen, http: Http) -> None:
                     "its messages are above")
 
 
-def _stop(process: subprocess.Popen) -> int:
+def _stop(process: subprocess.Popen[bytes]) -> int:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -150,7 +153,7 @@ def _stop(process: subprocess.Popen) -> int:
     return process.returncode
 
 
-def _serve_until_stopped(process: subprocess.Popen) -> int:
+def _serve_until_stopped(process: subprocess.Popen[bytes]) -> int:
     """Wait for the service; Ctrl-C or SIGTERM here stops it gracefully (SIGTERM)."""
 
     def forward(signum: int, frame: object) -> None:
@@ -190,14 +193,15 @@ def _figures(http: Http, first: date, last: date) -> list[str]:
     return lines
 
 
-def _report(http: Http, campaign_id: str, first: date, last: date) -> dict:
+def _report(http: Http, campaign_id: str, first: date, last: date) -> dict[str, Any]:
     status, body = http.request(
         "GET", f"/v1/reports/campaigns/{campaign_id}?from={first}&to={last}",
         headers={"Authorization": f"Bearer {http.api_key}"})
     if status != 200:
         raise DemoError(f"the campaign report of {campaign_id} answered {status}: "
                         f"{body.decode('utf-8', 'replace')[:300]}")
-    return json.loads(body)
+    report: dict[str, Any] = json.loads(body)
+    return report
 
 
 def _where_to_look(settings: Settings, base: str, first: date, last: date) -> list[str]:
@@ -223,7 +227,7 @@ def _relative(path: Path) -> str:
 
 
 def _summary(tally: Tally) -> list[str]:
-    def listed(counter: dict) -> str:
+    def listed(counter: Mapping[str, int]) -> str:
         return ", ".join(f"{n:,} {label}" for label, n in sorted(counter.items())) or "none"
 
     conversions = tally.conversions
@@ -311,3 +315,4 @@ def demo(host: str, port: int, force: bool, serve: bool, audience: int, seed: in
     code = _serve_until_stopped(process)
     if code not in (0, -signal.SIGTERM):
         raise click.ClickException(f"the service stopped with exit status {code}")
+    click.echo("tracker demo: stopped; `tracker serve` serves the same data again")

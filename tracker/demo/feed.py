@@ -115,7 +115,7 @@ class Message:
         return self.links[hit.link] if hit.path == "c" else self.tokens[hit.path]
 
 
-def read_message(answer: dict, codec: TokenCodec) -> Message:
+def read_message(answer: dict[str, Any], codec: TokenCodec) -> Message:
     """The tokens of one ``POST /v1/messages`` answer, checked by the edge's verifier."""
     body = answer.get("html") or answer.get("text") or ""
     unsubscribe = (answer.get("headers") or {}).get("List-Unsubscribe", "")
@@ -141,12 +141,12 @@ class Tally:
 
     messages: int = 0
     suppressed: int = 0
-    outcomes: Counter = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
     #: events landed with their own (past) times, by "kind by whom"
-    history: Counter = field(default_factory=Counter)
+    history: Counter[str] = field(default_factory=Counter)
     #: hits sent over HTTP to the running service, by "kind by whom"
-    live: Counter = field(default_factory=Counter)
-    conversions: dict = field(default_factory=dict)
+    live: Counter[str] = field(default_factory=Counter)
+    conversions: dict[str, int] = field(default_factory=dict)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -165,11 +165,11 @@ class History:
     def add(self, hit: Hit, data: TokenData) -> None:
         self.hits.append((hit, data))
 
-    def batch(self) -> tuple[list[tuple], dict[int, bytes], dict[int, bytes]]:
+    def batch(self) -> tuple[list[tuple[int, ...]], dict[int, bytes], dict[int, bytes]]:
         """(events, urls, user agents) as ``land`` takes them. The verdict is the
         recorder's: ``classify_hit`` on user agent, method and kind, and a burst of
         clicks on one delivery's links (in time order) makes a scanner click."""
-        events: list[tuple] = []
+        events: list[tuple[int, ...]] = []
         urls: dict[int, bytes] = {}
         agents: dict[int, bytes] = {}
         bursts = BurstDetector()
@@ -210,7 +210,8 @@ async def _wait_landed(dsn: str, since: datetime, expected: int, timeout: float)
     try:
         deadline = time.monotonic() + timeout
         while True:
-            count = await conn.fetchval("SELECT count(*) FROM events WHERE ts >= $1", since)
+            count: int = await conn.fetchval("SELECT count(*) FROM events WHERE ts >= $1",
+                                             since)
             if count >= expected or time.monotonic() > deadline:
                 return count
             await asyncio.sleep(0.05)

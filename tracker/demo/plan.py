@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 # ------------------------------------------------------------------ user agents
 
@@ -70,7 +71,7 @@ class Campaign:
     campaign_id: str
     name: str
     channel: str
-    settings: dict = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 NEWSLETTER = Campaign("demo-newsletter", "Weekly newsletter (demo)", "email",

@@ -107,3 +107,53 @@ def test_a_huge_user_agent_is_cut_before_it_is_stored(module_service: Service) -
         module_service.dsn, "SELECT max(octet_length(user_agent)) FROM user_agents"
         " WHERE user_agent LIKE 'Mozilla/5.0 (X11; Linux x86_64) ZZZ%'"), 15)
     assert stored == 512
+
+
+@pytest.mark.parametrize("text", ["=1+1", "\n=1+1", "\r=1+1", "\uff1dSUM(A1)", "\uff0b1",
+                                  "\uff0d1", "\uff20A1", "@A1", "\t=1"])
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(text: str) -> None:
+    from tracker.reports.csv import cell
+
+    assert cell(text) == "'" + text
+    assert cell("https://example.com/?a=1") == "https://example.com/?a=1"
+
+
+def test_a_campaign_id_with_a_slash_is_reachable(module_service: Service) -> None:
+    """Sender ids may hold '/': tracking can be switched off for such a campaign and
+    its report read, like any other."""
+    with module_service.api() as api:
+        r = api.put("/v1/campaigns/news/2026-12", json={"settings": {"tracking": "off"}})
+        assert r.status_code == 200, r.text
+        assert api.get("/v1/campaigns/news%2F2026-12").json()["settings"]["tracking"] == "off"
+        assert api.get("/v1/campaigns/news/2026-12").json()["campaign_id"] == "news/2026-12"
+        report = api.get("/v1/reports/campaigns/news/2026-12",
+                         params={"from": "2026-12-01", "to": "2026-12-07"})
+        assert report.status_code == 200, report.text
+        r = api.get("/v1/campaigns/%00")
+        assert r.status_code == 422 and "NUL" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [b'{"name": NaN}', b'{"name": "x", "settings": {"a": Infinity}}',
+                                  b'{"name": -Infinity}'])
+def test_nan_and_infinity_are_not_json(module_service: Service, body: bytes) -> None:
+    with module_service.api() as api:
+        r = api.put("/v1/campaigns/nan-test", content=body)
+    assert r.status_code == 400 and "not a JSON value" in r.json()["detail"]
+
+
+def test_a_declared_body_over_the_cap_is_refused_before_it_is_read(
+        module_service: Service) -> None:
+    from tracker.api.bodies import MAX_BODY_BYTES
+
+    request = (b"POST /v1/outcomes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+               + module_service.api_key.encode() + b"\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n[" % (MAX_BODY_BYTES + 1))
+    answer = _raw(module_service, request)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"split it into several requests" in answer
+
+
+def test_deep_nesting_is_refused_at_once(module_service: Service) -> None:
+    with module_service.api() as api:
+        r = api.post("/v1/outcomes", content=b"[" * 2_000_000)
+    assert r.status_code == 400 and r.json()["error"] == "too_deep"

@@ -3,10 +3,16 @@
 Every ingest endpoint goes through here so that every bad input gets the same
 kind of answer: a 4xx with ``{"error": ..., "detail": ...}`` saying what was
 wrong and how to fix it, and nothing stored.
+
+Bodies are capped per route (413 past the cap, before a byte is kept when the
+length is declared). A large body is parsed on a worker thread, one array element
+at a time, so the event loop that serves pixels and redirects gets the
+interpreter back every few milliseconds instead of waiting out one long parse.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -14,8 +20,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
+#: the cap of a batch route (outcomes, conversions): ~100,000 outcomes
+MAX_BODY_BYTES = 24 * 1024 * 1024
 MAX_JSON_DEPTH = 32
+#: bodies larger than this are parsed off the event loop
+PARSE_ON_THREAD_BYTES = 256 * 1024
 
 
 class BadRequest(Exception):
@@ -63,25 +72,61 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def _depth(text: str) -> int:
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests arrays and objects deeper than MAX_JSON_DEPTH; walks
+    the containers only, and stops at the first one too deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+_TOO_DEEP = BadRequest(400, "too_deep",
+                       f"JSON nested deeper than {MAX_JSON_DEPTH} levels; flatten the structure")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value; send numbers as plain decimals")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NEXT = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` without NaN and Infinity, a top-level array one element at a
+    time (short calls, so a thread parsing it yields the interpreter often)."""
+    start = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
+    if not text.startswith("[", start):
+        return _DECODER.decode(text)
+    items: list[Any] = []
+    end = _WHITESPACE.match(text, start + 1).end()  # type: ignore[union-attr]
+    if not text.startswith("]", end):
+        scan = _DECODER.scan_once
+        while True:
+            try:
+                item, end = scan(text, end)
+            except StopIteration as stop:
+                raise json.JSONDecodeError("Expecting value", text, stop.value) from None
+            items.append(item)
+            separator = _NEXT.match(text, end)
+            if separator is None:
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, end)
+            end = separator.end()
+            if separator.group(1) == "]":
+                break
+    else:
+        end = _WHITESPACE.match(text, end + 1).end()  # type: ignore[union-attr]
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return items
 
 
 # A JSON escape (an odd number of backslashes before "u") of NUL or of a UTF-16
@@ -116,23 +161,39 @@ def parse_json(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(400, "bad_encoding", f"the body is not UTF-8 (byte {exc.start})") from exc
-    if _depth(text) > MAX_JSON_DEPTH:
-        raise BadRequest(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if "\x00" in text:
+        raise BadRequest(400, "bad_text", "the body holds a NUL character, which is not "
+                                          "storable text; remove it")
     problem = _unstorable_escape(text)
     if problem is not None:
         raise BadRequest(400, "bad_text",
                          f"the JSON holds {problem}, which is not storable text; "
                          "remove it or send the character itself in UTF-8")
     try:
-        return json.loads(text)
+        value = _loads(text)
     except json.JSONDecodeError as exc:
         raise BadRequest(400, "bad_json",
                          f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
                          f"column {exc.colno}") from exc
+    except ValueError as exc:  # NaN, Infinity
+        raise BadRequest(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:  # nested far deeper than the limit
+        raise _TOO_DEEP from None
+    if isinstance(value, (dict, list)) and _too_deep(value):
+        raise _TOO_DEEP
+    return value
+
+
+async def off_the_loop(work: Any, raw: bytes) -> Any:
+    """``work(raw)``, on a worker thread when ``raw`` is large (see the module
+    docstring); BadRequest passes through."""
+    if len(raw) < PARSE_ON_THREAD_BYTES:
+        return work(raw)
+    return await asyncio.to_thread(work, raw)
 
 
 async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
-    return parse_json(await read_body(request, limit))
+    return await off_the_loop(parse_json, await read_body(request, limit))
 
 
 def require_object(value: Any, what: str = "the body") -> dict:

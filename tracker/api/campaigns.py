@@ -65,15 +65,20 @@ async def put_campaign(request: Request) -> JSONResponse:
 
 
 async def get_campaign(request: Request) -> JSONResponse:
+    try:
+        campaign_id = check_id(request.path_params["campaign_id"], "campaign_id")
+    except BadRequest as exc:
+        return error_response(exc)
     async with request.app.state.pool.acquire() as conn:
-        campaign = await store.get_campaign(conn, request.path_params["campaign_id"])
+        campaign = await store.get_campaign(conn, campaign_id)
     if campaign is None:
         return error_response(BadRequest(404, "not_found",
                                          "no campaign with this id; create it with PUT first"))
     return JSONResponse(_as_json(campaign))
 
 
+# ":path": a campaign id may hold "/" (sent as is or as %2F), like any sender id
 routes = [
-    Route("/campaigns/{campaign_id}", put_campaign, methods=["PUT"]),
-    Route("/campaigns/{campaign_id}", get_campaign, methods=["GET"]),
+    Route("/campaigns/{campaign_id:path}", put_campaign, methods=["PUT"]),
+    Route("/campaigns/{campaign_id:path}", get_campaign, methods=["GET"]),
 ]

@@ -15,7 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tracker.api.bodies import BadRequest, error_response, invalid_batch, read_json
+from tracker.api.bodies import (
+    BadRequest,
+    error_response,
+    invalid_batch,
+    off_the_loop,
+    parse_json,
+    read_body,
+)
 from tracker.api.outcomes import Invalid, check_field_id, parse_timestamp
 from tracker.store import conversions as store
 
@@ -93,7 +100,8 @@ def validate(rows: Any) -> list[store.Conversion]:
 
 async def post_conversions(request: Request) -> JSONResponse:
     try:
-        conversions = validate(await read_json(request))
+        conversions = await off_the_loop(lambda raw: validate(parse_json(raw)),
+                                         await read_body(request))
     except BadRequest as exc:
         return error_response(exc)
     async with request.app.state.pool.acquire() as conn:

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tracker.api.bodies import BadRequest, error_response
+from tracker.api.campaigns import check_id
 from tracker.reports import campaign, project
 from tracker.reports.csv import report_csv
 from tracker.reports.options import ReportError, options
@@ -44,7 +45,10 @@ async def _report(request: Request, builder, extra: dict[str, str], filename: st
 
 
 async def campaign_report(request: Request) -> Response:
-    campaign_id = request.path_params["campaign_id"]
+    try:
+        campaign_id = check_id(request.path_params["campaign_id"], "campaign_id")
+    except BadRequest as exc:
+        return error_response(exc)
     return await _report(request, campaign.build, {"campaign_id": campaign_id},
                          "campaign-report.csv")
 
@@ -54,6 +58,6 @@ async def project_report(request: Request) -> Response:
 
 
 routes = [
-    Route("/reports/campaigns/{campaign_id}", campaign_report, methods=["GET"]),
+    Route("/reports/campaigns/{campaign_id:path}", campaign_report, methods=["GET"]),
     Route("/reports/project", project_report, methods=["GET"]),
 ]

@@ -1,13 +1,14 @@
 """CSV form of the reports: the same figures, one table after another, with cells
-made safe for spreadsheets (formula injection: a cell starting with = + - @ TAB or
-CR is prefixed with a quote, so link URLs and error messages stay text)."""
+made safe for spreadsheets (formula injection: a cell starting with = + - @, TAB,
+CR or LF, or the full-width ＝ ＋ － ＠ that Japanese spreadsheets read as formula
+signs too, is prefixed with a quote, so link URLs and error messages stay text)."""
 
 from __future__ import annotations
 
 import csv as _csv
 import io
 
-_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def cell(value: object) -> str:

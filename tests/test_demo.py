@@ -152,6 +152,7 @@ def test_demo_fills_reports_with_campaigns_people_machines_and_outcomes(demo) ->
         assert with_bots["clicks"] == human_clicks + bot_clicks
         assert news["unsubscribes"] == event_count(dsn, "demo-newsletter",
                                                    "message_unsubscribe")
+        assert news["resubscribes"] == event_count(dsn, "demo-newsletter", "message_subscribe")
         # push and LINE have no opens to measure
         assert push["channel"] == "push" and line["channel"] == "line"
         assert push["opens"] is None and line["open_rate"] is None

@@ -150,9 +150,14 @@ class Tally:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+def _kind(hit: Hit) -> Kind:
+    return Kind.SUBSCRIBE if hit.resubscribes else KINDS[hit.path]
+
+
 def _label(hit: Hit) -> str:
-    kind = {"o": "opens", "c": "clicks", "u": "unsubscribes"}[hit.path]
-    return f"{kind} by {hit.by}" if hit.path != "u" else kind
+    if hit.path == "u":
+        return "resubscribes" if hit.resubscribes else "unsubscribes"
+    return f"{'opens' if hit.path == 'o' else 'clicks'} by {hit.by}"
 
 
 class History:
@@ -174,7 +179,7 @@ class History:
         agents: dict[int, bytes] = {}
         bursts = BurstDetector()
         for hit, data in sorted(self.hits, key=lambda pair: pair[0].at):
-            kind = KINDS[hit.path]
+            kind = _kind(hit)
             agent = hit.user_agent.encode()  # short: nothing for the edge to cut off
             agent_id = dictionary_id(agent)
             agents[agent_id] = agent
@@ -303,7 +308,8 @@ class Feeder:
 
     def _fire_live(self) -> None:
         """Send the live send's hits now: machines first (a gateway scans a message
-        and Apple prefetches its pixel on delivery), then, a second later, people."""
+        and Apple prefetches its pixel on delivery), a second later people, and last
+        the few who take an unsubscribe back (after it has been recorded)."""
         if not self.live_hits:
             return
         self.tally.started = datetime.now(UTC)
@@ -321,17 +327,18 @@ class Feeder:
             headers = {"User-Agent": hit.user_agent}
             body = None
             if hit.path == "u":
-                body = b"List-Unsubscribe=One-Click"  # RFC 8058, as a mail client sends it
+                body = hit.form.encode()
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
             status, _ = client.request(hit.method, path, body, headers)
             return status == ANSWERS[hit.path]
 
         machines = [h for h in self.live_hits if h[0].by != "person"]
-        people = [h for h in self.live_hits if h[0].by == "person"]
+        people = [h for h in self.live_hits if h[0].by == "person" and not h[0].resubscribes]
+        regrets = [h for h in self.live_hits if h[0].resubscribes]
         recorded = 0
         try:
             with ThreadPoolExecutor(LIVE_CONNECTIONS) as pool:
-                for number, wave in enumerate((machines, people)):
+                for number, wave in enumerate((machines, people, regrets)):
                     if number:
                         time.sleep(1.1)  # past the edge's one-second burst window
                     wave.sort(key=lambda item: item[0].at)

@@ -8,12 +8,13 @@ report figure has something to show and every rule something to catch:
 - Mail clients: Apple Mail with Mail Privacy Protection (its proxy prefetches
   every pixel minutes after delivery, whether anyone reads or not), Gmail (opens
   through Google's image proxy: real, client hidden), Outlook, Apple Mail on a
-  Mac, webmail. One person in ten sits behind a security gateway that fetches the
+  Mac, webmail. One person in fifteen sits behind a security gateway that fetches the
   pixel and every link seconds after delivery: with HEAD (Safe Links style) or with
   a scanner that names itself (Proofpoint).
 - People open with a propensity of their own, some twice; one reader in five
-  clicks a link, some a second one; a few unsubscribe; some buy within two days
-  of a click (a conversion, credited to that click by the tracker).
+  clicks a link, some a second one; a few unsubscribe (and a few of those change
+  their mind on the unsubscribe page); some buy within two days of a click (a
+  conversion, credited to that click by the tracker).
 - Outcomes: addresses that do not exist bounce hard (and are suppressed from then
   on), full mailboxes bounce soft, a template error fails; push tokens go stale
   (suppressed on push); LINE sends fail now and then.
@@ -117,6 +118,11 @@ LINE_TEXT = """Store event this weekend at Example Shop Shibuya!
 Details: https://shop.example.com/events/winter-weekend
 Map: https://maps.example.com/stores/shibuya
 """
+
+#: the bodies of POST /u/: a mail client's one-click unsubscribe (RFC 8058), and the
+#: unsubscribe page's button for changing one's mind
+ONE_CLICK = "List-Unsubscribe=One-Click"
+RESUBSCRIBE = "action=resubscribe"
 
 #: the chance a clicking reader picks each link, in the order the links appear
 NEWSLETTER_LINK_WEIGHTS = (45, 25, 15, 15)
@@ -227,6 +233,12 @@ class Hit:
     #: who made it, as the model knows (the tracker must work it out): "person",
     #: "prefetch" (Apple's proxy) or "scanner" (a security gateway)
     by: str = "person"
+    #: the form a POST to "u" sends
+    form: str = ""
+
+    @property
+    def resubscribes(self) -> bool:
+        return self.form == RESUBSCRIBE
 
 
 @dataclass(frozen=True)
@@ -330,7 +342,11 @@ def _email(person: Person, sent_at: datetime, links: int, rng: random.Random,
         if order[1] != order[0] and rng.random() < 0.3:
             hits.append(Hit(click.at + _minutes(rng, 1, 10), "c", "GET", click_agent, order[1]))
     if person.leaving or rng.random() < 0.003:
-        hits.append(Hit(read + _minutes(rng, 0.5, 3), "u", "POST", click_agent))
+        left = Hit(read + _minutes(rng, 0.5, 3), "u", "POST", click_agent, form=ONE_CLICK)
+        hits.append(left)
+        if rng.random() < 0.2:
+            hits.append(Hit(left.at + _minutes(rng, 2, 24 * 60), "u", "POST", click_agent,
+                            form=RESUBSCRIBE))
 
 
 def _tap(person: Person, channel: str, sent_at: datetime, links: int, rng: random.Random,

@@ -154,13 +154,15 @@ def _stop(process: subprocess.Popen[bytes]) -> int:
 
 
 def _serve_until_stopped(process: subprocess.Popen[bytes]) -> int:
-    """Wait for the service; Ctrl-C or SIGTERM here stops it gracefully (SIGTERM)."""
+    """Wait for the service; Ctrl-C, SIGTERM or SIGHUP (the terminal closed) here
+    stops it gracefully (SIGTERM)."""
 
     def forward(signum: int, frame: object) -> None:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, forward)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         return process.wait()
     finally:
@@ -272,8 +274,9 @@ def demo(host: str, port: int, force: bool, serve: bool, audience: int, seed: in
     if existing and not force:
         _refuse_used(settings, existing)
     migrate_or_exit(dsn)
-    # stopped by SIGTERM while filling: stop the service and the database too (at exit)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    # stopped while filling: stop the service, and the database too (at exit)
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, lambda number, _: sys.exit(128 + number))
     where = (f"embedded PostgreSQL in {settings.data_dir / 'pgdata'}"
              if not settings.database_url else "the database TRACKER_DATABASE_URL names")
     click.echo(f"tracker demo: filling {where}")

@@ -17,7 +17,7 @@ report figure has something to show and every rule something to catch:
   conversion, credited to that click by the tracker).
 - Outcomes: addresses that do not exist bounce hard (and are suppressed from then
   on), full mailboxes bounce soft, a template error fails; push tokens go stale
-  (suppressed on push); LINE sends fail now and then.
+  (suppressed on push); LINE sends fail to those who blocked the account.
 """
 
 from __future__ import annotations
@@ -140,14 +140,15 @@ class Person:
     bad_address: bool  # the mailbox does not exist: every email bounces hard
     stale_token: bool  # the app was reinstalled: push says "token not registered"
     leaving: bool  # unsubscribes the first time they read
+    blocked_line: bool  # blocked the LINE account: LINE sends to them fail
     has_app: bool
     line_friend: bool
 
 
 def people(count: int, rng: random.Random) -> list[Person]:
     """``count`` people. The rare traits (a dead address, a stale push token, the
-    wish to unsubscribe) go to a fixed share of them, not to chance, so that even a
-    small sample shows every kind of figure."""
+    wish to unsubscribe, a blocked LINE account) go to a fixed share of them, not to
+    chance, so that even a small sample shows every kind of figure."""
     names = list(MAIL_CLIENTS)
     weights = [MAIL_CLIENTS[n][0] for n in names]
     out = []
@@ -162,6 +163,7 @@ def people(count: int, rng: random.Random) -> list[Person]:
             else "android",
             engagement=0.7 if i % 50 == 11 else rng.choices((0.1, 0.35, 0.7), (50, 32, 18))[0],
             bad_address=i % 40 == 7, stale_token=i % 20 == 3, leaving=i % 50 == 11,
+            blocked_line=i % 30 == 13,
             has_app=rng.random() < 0.8, line_friend=rng.random() < 0.6))
     return out
 
@@ -281,7 +283,7 @@ def outcome(person: Person, channel: str, rng: random.Random) -> Outcome:
         if r < 0.02:
             return Outcome("failed", "messaging/internal-error",
                            "An internal error has occurred. Please retry the request.")
-    elif r < 0.03:
+    elif person.blocked_line:
         return Outcome("failed", "unknown", "Failed to send messages")
     return Outcome("delivered")
 

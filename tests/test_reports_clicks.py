@@ -1,5 +1,5 @@
-"""The click ranking's distinct users per link (F5, F12) from report_link_users and
-report_link_first_counts: pairs first clicked before a period, clicks that surround
+"""The click ranking's distinct users per link (F5, F12) from report_link_counts and
+report_link_returns: pairs first clicked before a period, clicks that surround
 it, one user in two campaigns, bots, out-of-order landing and two shippers at once.
 Every count is held to a brute-force SQL over the raw rows."""
 
@@ -131,10 +131,11 @@ async def _out_of_order(dsn: str, order: str) -> None:
         # 55 periods (u1 clicks link A on days -40 and 33: days 2-3 lie between), both bot
         # settings, the project and each campaign
         assert await _check_every_period(conn) == 55 * 2 * 3
-        tables = ("SELECT * FROM report_link_first_counts WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
-                  "SELECT * FROM report_link_gaps ORDER BY 1, 2, 3, 4, 5")
+        tables = ("SELECT * FROM report_link_counts WHERE (clicks, firsts, human_firsts)"
+                  " <> (0, 0, 0) ORDER BY 1, 2, 3, 4",
+                  "SELECT * FROM report_link_returns WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5")
         kept = [await conn.fetch(q) for q in tables]
-        assert kept[1], "the clicks make gaps"
+        assert kept[1], "the clicks make returns"
         await rollups.rebuild(conn)
         assert [await conn.fetch(q) for q in tables] == kept
     finally:
@@ -171,8 +172,8 @@ async def _two_shippers(dsn: str) -> None:
         assert not other.done(), "the second shipper must wait for the first one's pairs"
         await tx.commit()
         await other
-        counts = await first.fetch("SELECT campaign, span, at, n FROM report_link_first_counts"
-                                   " WHERE bots AND n <> 0 ORDER BY 1, 2, 3")
+        counts = await first.fetch("SELECT scope AS campaign, span, at, firsts AS n"
+                                   " FROM report_link_counts WHERE firsts <> 0 ORDER BY 1, 2, 3")
         day2, day33 = BASE + timedelta(days=2), BASE + timedelta(days=33)
         march, april = BASE.replace(day=1), day33.replace(day=1)
         assert [(r["campaign"], r["span"], r["at"], r["n"]) for r in counts] == [

@@ -77,8 +77,7 @@ async def write(conn: asyncpg.Connection, deliveries: list[dict], events: list[t
     await conn.execute("TRUNCATE campaigns, schedule_tasks, deliveries, events, urls,"
                        " report_event_hours, report_delivery_firsts, journal_positions,"
                        " report_outcome_hours, report_click_hours, report_click_users,"
-                       " report_agent_hours, report_link_click_counts, report_link_users,"
-                       " report_link_first_counts, report_link_gaps CASCADE")
+                       " report_agent_hours, report_link_counts, report_link_returns CASCADE")
     camps, tasks = [], {}
     for i, channel in enumerate(("email", "push")):
         camps.append(await conn.fetchval(
@@ -324,11 +323,9 @@ async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, c
                     "SELECT * FROM report_click_hours ORDER BY 1, 2, 3, 4, 5, 6",
                     "SELECT * FROM report_click_users ORDER BY 1, 2, 3, 4, 5",
                     "SELECT * FROM report_agent_hours ORDER BY 1, 2, 3, 4, 5, 6, 7",
-                    "SELECT * FROM report_link_click_counts ORDER BY 1, 2, 3, 4, 5",
-                    "SELECT * FROM report_link_users ORDER BY 1, 2, 3",
-                    "SELECT * FROM report_link_first_counts WHERE n <> 0"
-                    " ORDER BY 1, 2, 3, 4, 5",
-                    "SELECT * FROM report_link_gaps ORDER BY 1, 2, 3, 4, 5",
+                    "SELECT * FROM report_link_counts WHERE (clicks, firsts, human_firsts)"
+                    " <> (0, 0, 0) ORDER BY 1, 2, 3, 4",
+                    "SELECT * FROM report_link_returns WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
                     "SELECT * FROM report_delivery_cells WHERE n <> 0 ORDER BY 1, 2, 3, 4",
                     "SELECT * FROM report_campaign_repeats ORDER BY 1, 2")
         kept = [await conn.fetch(q) for q in snapshot]

@@ -1,8 +1,8 @@
 """The click ranking (docs/figures.md#f5): clicks and distinct clicking users per link URL.
 
-The project or one campaign over whole hours reads the report_link_* counters
-(tracker.store.link_rollups); any other scope reads report_click_hours and
-report_click_users with raw clicks at the edges.
+The project or one campaign over whole hours reads report_link_counts and
+report_link_returns (tracker.store.link_rollups); any other scope reads
+report_click_hours and report_click_users with raw clicks at the edges.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def _ceil_month(t: datetime) -> datetime:
 
 
 def spans(start: datetime, end: datetime) -> list[tuple[int, datetime, datetime]]:
-    """[start, end) (whole UTC hours) as (span, from, to) ranges of report_link_*
-    counters: whole calendar months, then whole days, then the hours left at the edges."""
+    """[start, end) (whole UTC hours) as (span, from, to) ranges of report_link_counts
+    rows: whole calendar months, then whole days, then the hours left at the edges."""
     out: list[tuple[int, datetime, datetime]] = []
     rest = [(start, end)]
     month_start, month_end = _ceil_month(start), _floor_month(end)
@@ -61,7 +61,7 @@ def spans(start: datetime, end: datetime) -> list[tuple[int, datetime, datetime]
 
 
 def _counted_key(scope: Scope, period: Period) -> int | None:
-    """The report_link_* key answering this scope and period: 0 for the whole project,
+    """The report_link_counts scope answering this scope and period: 0 for the whole project,
     a campaign's id for one campaign; None when those rollups cannot (a schedule task or
     channel filter, several campaigns, or a period not on whole UTC hours)."""
     if scope.schedule_tasks is not None or scope.channel is not None:
@@ -75,41 +75,40 @@ def _counted_key(scope: Scope, period: Period) -> int | None:
 
 async def _link_clicks_counted(conn: asyncpg.Connection, key: int,
                                period: Period) -> dict[int, tuple[int, int]]:
-    """Per link (human clicks, all clicks) inside the period from
-    report_link_click_counts."""
+    """Per link (human clicks, all clicks) inside the period from report_link_counts."""
     p = Params()
-    campaign = p(key)
+    scope = p(key)
     parts = " UNION ALL ".join(
-        f"SELECT url_id, human, n FROM report_link_click_counts WHERE campaign = {campaign}"
+        f"SELECT url_id, clicks, human_clicks FROM report_link_counts WHERE scope = {scope}"
         f" AND span = {span} AND at >= {p(a)} AND at < {p(b)}"
         for span, a, b in spans(period.start, period.end))
-    sql = f"""SELECT url_id, coalesce(sum(n) FILTER (WHERE human), 0)::bigint AS h,
-                     sum(n)::bigint AS n
+    sql = f"""SELECT url_id, sum(human_clicks)::bigint AS h, sum(clicks)::bigint AS n
               FROM ({parts}) c GROUP BY url_id"""
     return {r["url_id"]: (r["h"], r["n"]) for r in await conn.fetch(sql, *p.values)}
 
 
 async def _link_users_counted(conn: asyncpg.Connection, key: int, period: Period,
                               include_bots: bool, url_ids: list[int]) -> dict[int, int]:
-    """Distinct users per link clicking inside the period: the (link, user) pairs first
-    clicked inside it (report_link_first_counts) plus those that clicked before it and
-    again inside, each of which has exactly one gap entering the period
-    (report_link_gaps: start before it, end inside it)."""
+    """Distinct users per link clicking inside the period: the (link, user) pairs whose
+    first click hour is inside it (report_link_counts) plus those that clicked before it
+    and again inside, each of which has exactly one step between consecutive click
+    hours entering the period (report_link_returns: from before it, to inside it)."""
     start, end = period.start, period.end
     p = Params()
-    campaign, links, bots = p(key), p(url_ids), p(include_bots)
-    head = (f"SELECT url_id, n FROM report_link_first_counts WHERE campaign = {campaign}"
-            f" AND url_id = ANY({links}::bigint[]) AND bots = {bots}")
+    scope, links, bots = p(key), p(url_ids), p(include_bots)
+    column = "firsts" if include_bots else "human_firsts"
+    head = (f"SELECT url_id, {column} AS n FROM report_link_counts WHERE scope = {scope}"
+            f" AND url_id = ANY({links}::bigint[])")
     firsts = " UNION ALL ".join(f"{head} AND span = {span} AND at >= {p(a)} AND at < {p(b)}"
                                 for span, a, b in spans(start, end))
     s = p(start)
     sql = f"""
         SELECT url_id, sum(n)::bigint AS n FROM ({firsts}
             UNION ALL
-            SELECT g.url_id, 1 FROM report_link_gaps g
-            WHERE g.campaign = {campaign} AND g.url_id = ANY({links}::bigint[])
-              AND g.bots = {bots} AND g.gap_start < {s} AND g.gap_end >= {s}
-              AND g.gap_end < {p(end)}
+            SELECT r.url_id, r.n FROM report_link_returns r
+            WHERE r.scope = {scope} AND r.url_id = ANY({links}::bigint[])
+              AND r.bots = {bots} AND r."to" >= {s} AND r."to" < {p(end)}
+              AND r."from" < {s}
         ) pairs GROUP BY url_id"""
     return {r["url_id"]: r["n"] for r in await conn.fetch(sql, *p.values)}
 
@@ -202,7 +201,7 @@ async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
                         include_bots: bool, limit: int) -> list[dict]:
     """Clicks and distinct clicking users per link URL inside the period, whenever
     the message was sent (F5), most clicked first. The project or one campaign over
-    whole hours is answered from the report_link_* counters; any other scope from
+    whole hours is answered from the link counters; any other scope from
     report_click_hours, report_click_users and raw clicks. Users are counted only for
     the links that can make the list."""
     if period.start >= period.end:

@@ -11,7 +11,8 @@ these tables for whole hours and stay exactly equal to the raw events.
 * report_click_hours, report_click_users: clicks per link and hour, and per (link,
   user) the first and last click, for the click ranking (sql/040_report_speed.sql).
 * report_agent_hours: opens and clicks per user agent and hour (F22 breakdown).
-* report_link_*: the click ranking's, written by tracker.store.link_rollups.
+* report_link_counts, report_link_returns: the click ranking's, folded by
+  tracker.store.link_rollups (sql/060).
 * report_delivery_cells, report_campaign_repeats: the campaign list's people figures,
   kept by triggers on deliveries and report_delivery_firsts (sql/055).
 
@@ -166,8 +167,7 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
             agents[(campaign, hour, task, channel, ua_id, kind, human)] += 1
         if kind == 2:
             clicks[(campaign, hour, task, channel, url_id, human)] += 1
-            links.add(campaign, url_id, delivery["user_id"] if delivery is not None else None,
-                      ts, hour, human)
+            links.add(did, url_id, ts, flags, campaign)
             if delivery is not None:
                 u = users.setdefault((campaign, url_id, delivery["user_id"], task, channel),
                                      [None] * 4)
@@ -210,8 +210,7 @@ async def rebuild(conn: asyncpg.Connection) -> None:
         await conn.execute("LOCK TABLE deliveries IN SHARE MODE")
         await conn.execute("TRUNCATE report_event_hours, report_delivery_firsts,"
                            " report_outcome_hours, report_click_hours, report_click_users,"
-                           " report_agent_hours, report_link_click_counts, report_link_users,"
-                           " report_link_first_counts, report_link_gaps")
+                           " report_agent_hours, report_link_counts, report_link_returns")
         await conn.execute(f"""
             INSERT INTO report_event_hours (campaign, hour, schedule_task, channel, kind,
                                             human, n)
@@ -266,7 +265,7 @@ async def rebuild(conn: asyncpg.Connection) -> None:
                    e.ua_id, e.kind, {human}, count(*)
             {events} WHERE e.kind IN (1, 2) AND NOT coalesce(d.is_test, false)
             GROUP BY 1, 2, 3, 4, 5, 6, 7""")
-        await link_rollups.rebuild(conn, human)
+        await link_rollups.rebuild(conn)
         # last, from the rebuilt firsts (TRUNCATE of the firsts above emptied the
         # cells' figures through its trigger; the deliveries' cells are recounted too)
         await conn.execute("TRUNCATE report_delivery_cells, report_campaign_repeats")

@@ -12,13 +12,14 @@ by the sender's own process), so the per-recipient path is only token signing.
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from tracker.events import DELIVERY_HEADER
 from tracker.rewrite import mime
 from tracker.rewrite.cache import TemplateCache
+from tracker.rewrite.derive import Family
 from tracker.rewrite.html import PIXEL_TAG, compile_html
 from tracker.rewrite.links import (
     TRACKING_ANONYMOUS,
@@ -28,7 +29,7 @@ from tracker.rewrite.links import (
     anonymous_id,
 )
 from tracker.rewrite.minting import Minter
-from tracker.rewrite.template import PIXEL, UNSUBSCRIBE, Template
+from tracker.rewrite.template import PIXEL, UNSUBSCRIBE, Template, json_part
 from tracker.rewrite.text import compile_text
 from tracker.tokens import Channel, TokenCodec
 
@@ -59,7 +60,7 @@ class Rewritten:
     links: int = 0
     warnings: list[str] = field(default_factory=list)
     mime: bytes | None = None
-    #: with ``as_json``: html and text as JSON string literals (ASCII bytes, quotes
+    #: with ``as_json``: html and text as JSON string literals (UTF-8 bytes, quotes
     #: included, ``null`` when absent) instead of ``html``/``text``
     html_json: bytes | None = None
     text_json: bytes | None = None
@@ -107,11 +108,11 @@ class _Filler:
         return UNSUBSCRIBE_PLACEHOLDER.sub(lambda _: self.unsubscribe_url(), body)
 
     def untracked_json(self, body: str) -> bytes:
-        return json.dumps(self.untracked(body)).encode("ascii")
+        return b'"' + json_part(self.untracked(body)) + b'"'
 
     def fill_json(self, template: Template) -> bytes:
         """``fill`` as a JSON string literal: pre-escaped segments and tokens (which
-        need no escaping) joined as bytes, equal to json.dumps(fill(template))."""
+        need no escaping) joined as bytes; json.loads of it is fill(template)."""
         parts = template.json_parts()
         if len(parts) == 1:
             return b'"' + parts[0] + b'"'
@@ -129,11 +130,11 @@ class _Filler:
                 append(prefix + click(header, base + slot, link_bytes[slot]))
             elif slot == PIXEL:
                 if self._open_json is None:
-                    self._open_json = json.dumps(self.pixel_tag())[1:-1].encode("ascii")
+                    self._open_json = json_part(self.pixel_tag())
                 append(self._open_json)
                 self.pixels += 1
             elif slot == UNSUBSCRIBE:
-                append(json.dumps(self.unsubscribe_url())[1:-1].encode("ascii"))
+                append(json_part(self.unsubscribe_url()))
             append(parts[index])
             index += 1
         append(b'"')
@@ -179,16 +180,33 @@ class Rewriter:
         self.public_url = public_url.rstrip("/")
         self.minter = Minter(codec)
         self.click_prefix = self.public_url + "/c/"
-        self.click_prefix_json = json.dumps(self.click_prefix)[1:-1].encode("ascii")
+        self.click_prefix_json = json_part(self.click_prefix)
         self.open_prefix = self.public_url + "/o/"
         self.unsubscribe_prefix = self.public_url + "/u/"
         self.cache = TemplateCache(cache_size)
+        #: the last HTML body compiled in full per (utm, pixel): personalised copies
+        #: of it are derived from its template (see tracker.rewrite.derive)
+        self.families: dict[tuple, Family] = {}
+        self.derived = 0
 
     # --- compile (cached) -----------------------------------------------------------
     def compile_html(self, html: str, utm: tuple = (), *, pixel: bool = True) -> Template:
-        return self.cache.get(
-            ("html", html, utm, pixel), html,
-            lambda: compile_html(html, self.public_url, utm=utm, pixel=pixel))
+        return self.cache.get(("html", html, utm, pixel), html,
+                              lambda: self._compile_html(html, utm, pixel))
+
+    def _compile_html(self, html: str, utm: tuple, pixel: bool) -> Template:
+        key = (utm, pixel)
+        family = self.families.get(key)
+        if family is not None:
+            derived = family.derive(html)
+            if derived is not None:
+                self.derived += 1
+                return derived
+        template = compile_html(html, self.public_url, utm=utm, pixel=pixel)
+        if len(self.families) >= 64 and key not in self.families:
+            self.families.clear()
+        self.families[key] = Family(html, template)
+        return template
 
     def compile_text(self, text: str, utm: tuple = ()) -> Template:
         return self.cache.get(("text", text, utm), text,
@@ -230,8 +248,9 @@ class Rewriter:
     def rewrite_mime(self, ids: MessageIds, raw: bytes, utm: tuple = ()) -> Rewritten:
         """Rewrite a whole MIME message (bytes in, bytes out); see :mod:`mime`.
 
-        Raises RewriteError when the message cannot be read (unknown charset,
-        bytes that do not decode in the declared charset)."""
+        Raises RewriteError when the message cannot be read at all (empty, no
+        headers, an unknown transfer encoding); a part in an unknown or wrong
+        charset is passed through with a warning instead."""
         filler = _Filler(self, ids)
         email = ids.channel == Channel.EMAIL
 
@@ -243,18 +262,51 @@ class Rewriter:
             return filler.fill(self.compile_text(body, utm))
 
         headers: dict[str, str] = {}
-        if email:
-            self._email_headers(headers, filler, ids.delivery_id)
-        data = mime.rewrite_message(raw, part, headers)
+
+        def make_headers(message: mime.Message) -> dict[str, str]:
+            if email:
+                existing = {"List-Unsubscribe": ", ".join(
+                    str(v) for v in message.get_all("List-Unsubscribe") or ())}
+                self._email_headers(headers, filler, ids.delivery_id, existing)
+            return headers
+
+        data = mime.rewrite_message(raw, part, make_headers, filler.warnings)
         return Rewritten(ids.delivery_id, None, None, headers, filler.pixels > 0,
                          filler.position, filler.warnings, data)
 
-    def _email_headers(self, headers: dict[str, str], filler: _Filler, delivery_id: int) -> None:
+    def _email_headers(self, headers: dict[str, str], filler: _Filler, delivery_id: int,
+                       existing: dict[str, str] | None = None) -> None:
         """RFC 2369 + RFC 8058 one-click, as Gmail and Yahoo require of bulk senders,
-        and the delivery id, by which bounce notifications (SES) find the delivery."""
+        and the delivery id, by which bounce notifications (SES) find the delivery.
+
+        A ``List-Unsubscribe`` the sender set (in ``headers``, or ``existing`` for a
+        MIME message) is extended, not replaced: ours first, so one-click clients
+        use it, then the sender's own URIs (RFC 2369 allows several)."""
         ours = ("list-unsubscribe", "list-unsubscribe-post", DELIVERY_HEADER.lower())
+        theirs = [value for name, value in (existing or {}).items()
+                  if name.lower() == "list-unsubscribe"]
         for name in [n for n in headers if n.lower() in ours]:
+            if name.lower() == "list-unsubscribe":
+                theirs.append(headers[name])
             del headers[name]
-        headers["List-Unsubscribe"] = f"<{filler.unsubscribe_url()}>"
+        headers["List-Unsubscribe"] = unsubscribe_header(
+            filler.unsubscribe_url(), theirs, self.unsubscribe_prefix)
         headers["List-Unsubscribe-Post"] = ONE_CLICK
         headers[DELIVERY_HEADER] = str(delivery_id)
+
+
+_ANGLED = re.compile(r"<([^<>]*)>")
+
+
+def unsubscribe_header(url: str, theirs: list[str], prefix: str) -> str:
+    """``<url>`` followed by every URI of the sender's own ``List-Unsubscribe``
+    values (RFC 2369: angle-bracketed, comma-separated), less any of ours (a
+    message rewritten twice does not list two tracker links)."""
+    uris = [url]
+    for value in theirs:
+        found = _ANGLED.findall(value) or value.split(",")
+        for uri in (u.strip() for u in found):
+            if uri and not uri.startswith(prefix) and uri not in uris:
+                uris.append(uri)
+    return ", ".join(f"<{uri}>" for uri in uris)
+

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from tracker.rewrite.charrefs import attribute_value
-from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Skip, Target, classify
+from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Skip, classify
 from tracker.rewrite.template import DELETE, PIXEL, UNSUBSCRIBE, Edit, Template, build
 from tracker.rewrite.tokenizer import COMMENT, END, START, attributes, skipping, tokens
 
@@ -39,20 +39,11 @@ _SPACE = "\t\n\f\r "
 #: The rewriter reads link tags and </body>; every other tag is passed over inside
 #: the regular expression engine (see tokenizer.skipping).
 _SCANNER = skipping(("a", "area", "v:"), ("body",))
-#: Decisions by (href value, public URL, UTM): a campaign's links are the same in
-#: every personalised copy, so each is checked and tagged once, not per recipient.
-_DECISIONS: dict[tuple, Target | Skip] = {}
-_MAX_DECISIONS = 20_000
-
-
-def _classify(value: str, public_url: str, utm: tuple) -> Target | Skip:
-    key = (value, public_url, utm)
-    decision = _DECISIONS.get(key)
-    if decision is None:
-        if len(_DECISIONS) >= _MAX_DECISIONS:
-            _DECISIONS.clear()
-        decision = _DECISIONS[key] = classify(value, public_url, utm)
-    return decision
+#: Link tags read so far, by (attributes as written, public URL, UTM): a campaign's
+#: links are the same in every personalised copy, so each tag is parsed, decoded,
+#: checked and tagged once, not once per recipient.
+_LINKS: dict[tuple, tuple] = {}
+_MAX_REMEMBERED = 20_000
 
 
 class _Scan:
@@ -88,6 +79,29 @@ class _Scan:
         return body_end
 
     def link(self, source: str, base: int, start: int, end: int) -> None:
+        """The edit for one link tag's attributes (``start``..``end``), remembered by
+        their text: a campaign's link tags recur in every personalised copy."""
+        key = (source[start:end], self.public_url, self.utm)
+        found = _LINKS.get(key)
+        if found is None:
+            if len(_LINKS) >= _MAX_REMEMBERED:
+                _LINKS.clear()
+            found = _LINKS[key] = self._read_link(source, start, end)
+        edit, decision = found
+        if edit is None:
+            return
+        if edit[2] == DELETE:
+            self.edits.append(Edit(base + start + edit[0], base + start + edit[1], DELETE))
+            return
+        if isinstance(decision, Skip):
+            if decision.warning:
+                self.warnings.append(decision.warning)
+            return
+        self.edits.append(Edit(base + start + edit[0], base + start + edit[1], len(self.links)))
+        self.links.append(decision.url)  # type: ignore[union-attr]
+
+    def _read_link(self, source: str, start: int, end: int) -> tuple:
+        """((start, end, code) relative to ``start`` or None, decision or None)."""
         href = None
         for attribute in attributes(source, start, end):
             if attribute.name == "href":
@@ -98,19 +112,12 @@ class _Scan:
                 cut = attribute.start
                 while cut > start and source[cut - 1] in _SPACE:
                     cut -= 1
-                self.edits.append(Edit(base + cut, base + attribute.end, DELETE))
-                return
+                return (cut - start, attribute.end - start, DELETE), None
         if href is None:
-            return
+            return None, None
         value = attribute_value(source[href.value_start:href.value_end])
-        decision = _classify(value, self.public_url, self.utm)
-        if isinstance(decision, Skip):
-            if decision.warning:
-                self.warnings.append(decision.warning)
-            return
-        self.edits.append(Edit(base + href.value_start, base + href.value_end, len(self.links)))
-        self.links.append(decision.url)
-
+        decision = classify(value, self.public_url, self.utm)
+        return (href.value_start - start, href.value_end - start, 0), decision
 
 def compile_html(source: str, public_url: str, *, utm: tuple = (), pixel: bool = True) -> Template:
     """Parse once into a template: link slots, the unsubscribe slots, and (when

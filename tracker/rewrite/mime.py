@@ -7,15 +7,16 @@ rewritten, never parts of an attached message (``message/rfc822``). Each keeps i
 charset and transfer encoding; a 7bit/8bit part whose lines would pass the RFC 5322
 limit of 998 octets after rewriting becomes quoted-printable instead.
 
-Japanese mail: ``ISO-2022-JP`` and ``Shift_JIS`` labels are read with their
-Microsoft supersets as a fallback (``cp932``, ``iso2022_jp_ext``), as mail clients
-do, and written back with the codec that decoded them.
+Charsets are read as mail clients read them (:mod:`tracker.rewrite.charsets`: the
+WHATWG labels, with the Microsoft supersets of Japanese and Korean encodings as
+fallbacks) and written back with the codec that decoded them. A part whose charset
+nobody knows, or whose bytes do not decode in it, is passed through byte for byte
+with a warning, its links untracked: the rest of the message is still rewritten.
 """
 
 from __future__ import annotations
 
 import base64
-import codecs
 import email
 import email.policy
 from collections.abc import Callable
@@ -24,41 +25,30 @@ from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from io import BytesIO
 
+from tracker.rewrite import charsets
 from tracker.rewrite.errors import RewriteError
 
 #: RFC 5322 section 2.1.1: at most 998 characters per line, CRLF excluded.
 MAX_LINE = 998
 
-_FALLBACKS = {
-    "shift_jis": ("cp932",),
-    "iso2022_jp": ("iso2022_jp_ext", "iso2022_jp_2", "iso2022_jp_3"),
-    "ascii": ("utf-8",),
-}
-
 PartRewriter = Callable[[str, str], str]  # (subtype, body) -> rewritten body
+HeaderMaker = Callable[[Message], dict[str, str]]  # the parsed message -> headers to set
 
 
-def _decode(data: bytes, charset: str, where: str) -> tuple[str, str]:
-    """(text, codec name) or RewriteError saying what is wrong with the part."""
-    try:
-        primary = codecs.lookup(charset).name
-    except LookupError as exc:
-        raise RewriteError(
-            f"the {where} part declares charset={charset!r}, which is not a known character "
-            "encoding; label it with its real charset (e.g. UTF-8, ISO-2022-JP, Shift_JIS)"
-        ) from exc
-    first_error: UnicodeDecodeError | None = None
-    for name in (primary, *_FALLBACKS.get(primary, ())):
-        try:
-            return data.decode(name), name
-        except UnicodeDecodeError as exc:
-            first_error = first_error or exc
-    assert first_error is not None
-    raise RewriteError(
-        f"the {where} part declares charset={charset!r} but its bytes do not decode in it "
-        f"(byte {first_error.start}: {data[first_error.start:first_error.start + 4]!r}); "
-        "fix the charset parameter or the body"
-    )
+def _decode(data: bytes, label: str, where: str,
+            warnings: list[str]) -> tuple[str, charsets.Codec] | None:
+    """(text, codec), or None with a warning saying why the part is left as it is."""
+    if not charsets.decoders(label):
+        warnings.append(f"the {where} part declares charset={label!r}, which is not a "
+                        "character encoding mail clients read; it was sent as is, its links "
+                        "untracked (label it with its real charset, e.g. UTF-8)")
+        return None
+    decoded = charsets.decode(data, label)
+    if decoded is None:
+        warnings.append(f"the {where} part declares charset={label!r} but its bytes do not "
+                        f"decode in it; it was sent as is, its links untracked (fix the "
+                        "charset parameter or the body)")
+    return decoded
 
 
 def _lines_too_long(data: bytes) -> bool:
@@ -84,7 +74,7 @@ def _set_body(part: Message, data: bytes, cte: str) -> None:
     part.set_payload(payload)
 
 
-def _rewrite_leaf(part: Message, rewrite: PartRewriter) -> None:
+def _rewrite_leaf(part: Message, rewrite: PartRewriter, warnings: list[str]) -> None:
     subtype = part.get_content_subtype()
     where = f"text/{subtype}"
     cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
@@ -93,34 +83,41 @@ def _rewrite_leaf(part: Message, rewrite: PartRewriter) -> None:
                            "7bit, 8bit, base64 or quoted-printable")
     data = part.get_payload(decode=True) or b""
     charset = part.get_content_charset() or "us-ascii"
-    text, codec = _decode(data, charset, where)
+    decoded = _decode(data, charset, where, warnings)
+    if decoded is None:
+        return
+    text, codec = decoded
     rewritten = rewrite(subtype, text)
     if rewritten == text:
         return  # nothing to track: leave the part exactly as it came
     try:
-        encoded = rewritten.encode(codec)
+        encoded = codec.encode(rewritten)
     except UnicodeEncodeError as exc:  # pragma: no cover - tracker URLs are ASCII
-        raise RewriteError(f"the rewritten {where} part cannot be encoded in {codec}") from exc
+        raise RewriteError(f"the rewritten {where} part cannot be encoded in {codec.name}"
+                           ) from exc
     _set_body(part, encoded, cte)
 
 
-def _walk(part: Message, rewrite: PartRewriter) -> None:
+def _walk(part: Message, rewrite: PartRewriter, warnings: list[str]) -> None:
     if part.get_content_maintype() == "message":
         return  # an attached or forwarded message is someone else's mail: never rewrite
     if part.is_multipart():
         for sub in part.get_payload():
-            _walk(sub, rewrite)
+            _walk(sub, rewrite, warnings)
         return
     if part.get_content_disposition() == "attachment":
         return
     if part.get_content_type() in ("text/html", "text/plain"):
-        _rewrite_leaf(part, rewrite)
+        _rewrite_leaf(part, rewrite, warnings)
 
 
-def rewrite_message(raw: bytes, rewrite: PartRewriter, headers: dict[str, str]) -> bytes:
-    """Rewrite every inline text/html and text/plain part; set ``headers`` on the top.
+def rewrite_message(raw: bytes, rewrite: PartRewriter, headers: HeaderMaker,
+                    warnings: list[str]) -> bytes:
+    """Rewrite every inline text/html and text/plain part; set the headers that
+    ``headers`` makes from the parsed message on the top (replacing those names).
 
-    ``rewrite`` is called in document order, so link positions follow the message."""
+    ``rewrite`` is called in document order, so link positions follow the message;
+    parts left as they are get a line in ``warnings``."""
     if not raw.strip():
         raise RewriteError("the message is empty; give a whole MIME message (headers, blank "
                            "line, body), or use --html/--text for a bare body")
@@ -131,8 +128,8 @@ def rewrite_message(raw: bytes, rewrite: PartRewriter, headers: dict[str, str]) 
     if message.defects and not message.keys():
         raise RewriteError("the input has no MIME headers; pass --html or --text for a bare "
                            "body")
-    _walk(message, rewrite)
-    for name, value in headers.items():
+    _walk(message, rewrite, warnings)
+    for name, value in headers(message).items():
         del message[name]
         message[name] = value
     out = BytesIO()

@@ -22,6 +22,8 @@ from tests.chaos_support import (
 )
 from tests.support import Service, wait_for
 
+pytestmark = pytest.mark.slow  # chaos: kills the tracker and PostgreSQL under load
+
 needs_embedded = pytest.mark.skipif(
     bool(os.environ.get("TRACKER_TEST_DATABASE_URL")),
     reason="stops and starts PostgreSQL: only the suite's embedded server may be stopped",

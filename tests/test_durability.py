@@ -294,6 +294,7 @@ def test_journal_max_bytes_setting(tmp_path: Path) -> None:
             load_settings({**env, "TRACKER_JOURNAL_MAX_BYTES": bad})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get("TRACKER_TEST_DATABASE_URL")),
                     reason="stops PostgreSQL: only the suite's embedded server may be stopped")
 def test_sigterm_while_postgres_is_down_keeps_the_journal_for_the_next_start(

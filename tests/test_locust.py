@@ -14,7 +14,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.support import ROOT, SECRET_KEYS, event_count, query, wait_for
+
+pytestmark = pytest.mark.slow  # a locust load run
 
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 # the same names as loadtests/locustfile.RECORDED (not imported: importing locust

@@ -77,6 +77,7 @@ def test_healthz_and_readyz_need_no_key_and_report_the_backlog(module_service: S
     assert ready.json()["journal_backlog_limit"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get("TRACKER_TEST_DATABASE_URL")),
                     reason="stops PostgreSQL: only the suite's embedded server may be stopped")
 def test_database_down_alive_but_not_ready_counted_and_logged(
@@ -116,6 +117,7 @@ def test_database_down_alive_but_not_ready_counted_and_logged(
                for level, msg in messages), messages
 
 
+@pytest.mark.slow
 def test_multiprocess_mode_sums_every_workers_counters(start_service, tmp_path: Path) -> None:
     """With PROMETHEUS_MULTIPROC_DIR set, a scrape (answered by whichever worker)
     reports the hits of all workers."""

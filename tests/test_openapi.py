@@ -40,6 +40,7 @@ def test_the_document_needs_the_key(module_service: Service) -> None:
         assert http.get("/v1/openapi.json").status_code == 401
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error(module_service: Service, tmp_path: Path) -> None:
     cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     if cli is None:

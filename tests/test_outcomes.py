@@ -348,6 +348,7 @@ def test_error_code_table_covers_every_faq_code() -> None:
     assert all(e.meaning_en and e.meaning_ja for e in errorcodes.ERROR_CODES)
 
 
+@pytest.mark.slow
 def test_a_hundred_thousand_outcomes_go_in_with_copy(module_service: Service) -> None:
     campaign = uid("big")
     start = new_id()

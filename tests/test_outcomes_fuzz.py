@@ -8,10 +8,13 @@ import json
 from datetime import UTC
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import Service, scalar
+
+pytestmark = pytest.mark.slow  # hypothesis fuzzing over HTTP
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)

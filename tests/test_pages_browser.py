@@ -29,9 +29,12 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = ROOT / "test-output" / "screenshots"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"{CHROMIUM} is missing: install Debian's chromium "
-                                       "package (.ci/run does) to run the browser tests")
+pytestmark = [
+    pytest.mark.slow,  # drives a real browser
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason=f"{CHROMIUM} is missing: install Debian's chromium "
+                              "package (.ci/run does) to run the browser tests"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -133,6 +133,7 @@ def as_value(raw: str) -> Any:
     return float(raw) if "." in raw or "e" in raw else int(raw)
 
 
+@pytest.mark.slow
 def test_list_figures_equal_each_campaign_report_for_every_period(
         list_service: Service) -> None:
     seen_values = set()

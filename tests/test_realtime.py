@@ -14,9 +14,12 @@ import time
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.support import Service, event_count, mint_url, query, wait_for
 from tests.test_metrics import samples
+
+pytestmark = pytest.mark.slow  # load: hits at a fixed rate against a slowed database
 
 RATE = 150
 SENDING = 1.5

@@ -142,6 +142,7 @@ async def _out_of_order(dsn: str, order: str) -> None:
         await conn.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ORDERS)
 def test_click_users_for_every_period_equal_brute_force(database, order: str) -> None:
     asyncio.run(_out_of_order(database, order))

@@ -12,6 +12,7 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,9 @@ from tracker.reports import project as project_report
 from tracker.reports.options import options
 from tracker.store import rollups
 from tracker.store.events import land
+
+pytestmark = pytest.mark.slow  # property tests against brute-force SQL over many random data sets
+
 
 BASE = datetime(2026, 3, 7, tzinfo=UTC)  # a DST change in New York falls inside
 ZONES = ["UTC", "Asia/Tokyo", "Asia/Kolkata", "America/New_York"]

@@ -10,7 +10,11 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.support import Service, mint_url
+
+pytestmark = pytest.mark.slow  # load: hits keep arriving while reports are read
 
 #: a person's mail client, so the classifier counts the hits among people
 BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) "

@@ -222,6 +222,7 @@ def test_api_key_comparison_is_constant_time() -> None:
     assert "hmac.compare_digest" in source
 
 
+@pytest.mark.slow
 def test_keys_rotate_prepends_a_key_and_old_links_keep_working(start_service) -> None:
     service: Service = start_service(env={"TRACKER_SECRET_KEYS": ""})  # keys from the data dir
     keys_file = service.data_dir / "secret_keys"

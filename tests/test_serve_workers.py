@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support import Service
 from tests.test_metrics import assert_scrapes_sum_every_worker
+
+pytestmark = pytest.mark.slow  # starts several worker processes
 
 
 def test_two_workers_get_an_emptied_metrics_dir_and_scrapes_sum_them(

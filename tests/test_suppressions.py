@@ -31,6 +31,7 @@ def lookup(service: Service, user: str, **params: str) -> dict:
     return response.json()
 
 
+@pytest.mark.slow
 def test_import_then_lookup_and_export_round_trip(module_service: Service,
                                                   tmp_path: Path) -> None:
     a, b, c = uid(), uid(), uid()
@@ -70,6 +71,7 @@ def test_import_then_lookup_and_export_round_trip(module_service: Service,
     assert f"read {total} rows; 0 added or changed" in again
 
 
+@pytest.mark.slow
 def test_import_hardens_an_unsubscribe_but_never_softens(module_service: Service,
                                                          tmp_path: Path) -> None:
     unsubscribed, bounced = uid(), uid()
@@ -109,6 +111,7 @@ def test_a_bad_row_imports_nothing_and_says_where(module_service: Service,
     assert result.returncode != 0 and "user_id,channel,reason,since" in result.stderr.decode()
 
 
+@pytest.mark.slow
 def test_bulk_import_uses_copy(module_service: Service, tmp_path: Path) -> None:
     prefix = uid("bulk")
     count = int(os.environ.get("TRACKER_TEST_BULK_ROWS", "200000"))  # 1000000 to measure

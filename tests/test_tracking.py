@@ -164,6 +164,7 @@ def test_healthz_reports_the_database(module_service: Service) -> None:
     assert body["database"] == "reachable"
 
 
+@pytest.mark.slow
 def test_every_event_accepted_before_sigterm_is_in_the_database(start_service) -> None:
     service: Service = start_service()
     urls = [mint_url(service, "open", user=f"user{i}") for i in range(20)]

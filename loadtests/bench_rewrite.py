@@ -3,8 +3,9 @@ newsletter with 50 links, through the Python API and through bulk POST /v1/messa
 
     python loadtests/bench_rewrite.py [--seconds 5] [--batch 500] [--skip-http]
 
-Python API: one core, this process, counted per CPU-second of it. "campaign body" is the usual case (the same
-HTML for everyone, compiled once, each recipient gets its own tokens);
+Python API: one core, this process, counted per CPU-second of it (on a shared
+machine wall time also counts other processes). "campaign body" is the usual case
+(the same HTML for everyone, compiled once, each recipient gets its own tokens);
 "personalised body" puts the recipient's name in the HTML text (a different body
 per recipient, derived from the last one compiled, issue 16); "personalised link"
 also puts the recipient's id in a link, so every body is tokenized from scratch.

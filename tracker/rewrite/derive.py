@@ -102,9 +102,9 @@ class Family:
         if not template.bounds:
             return None
         prefix = _common_prefix(base, 0, new, 0)
-        if not _similar(base, new, prefix):
-            return None
         if self._starts is None:
+            if not _similar(base, new, prefix):
+                return None
             self._runs()
         starts, ends = self._starts, self._ends
         assert starts is not None

@@ -409,3 +409,58 @@ def _script_end(source: str, position: int, tag: str) -> int:
         else:
             state = _ESC if escaped else _DESC
     return -1
+
+
+
+def doctype(source: str, start: int, end: int) -> tuple[str | None, str | None, str | None, bool]:
+    """(name, public id, system id, not force-quirks) of the DOCTYPE token at
+    ``start``..``end``, by the standard's DOCTYPE states. The rewriter itself only
+    needs where a DOCTYPE ends (its first ``>``); this is here so that the
+    conformance tests compare whole tokens."""
+    text = source[start + 9 : end]  # after "<!DOCTYPE"
+    closed = text.endswith(">")  # else it ran into the end of the input
+    text = (text[:-1] if closed else text).replace("\0", "\ufffd")
+    size = len(text)
+
+    def skip(i: int) -> int:
+        while i < size and text[i] in "\t\n\f\r ":
+            i += 1
+        return i
+
+    def quoted(i: int) -> tuple[str, int]:
+        """A quoted id starting at ``i``: (value, index after it, or -1 if unclosed)."""
+        close = text.find(text[i], i + 1)
+        return (text[i + 1 :], -1) if close < 0 else (text[i + 1 : close], close + 1)
+
+    i = skip(0)
+    if i >= size:
+        return None, None, None, False
+    j = i
+    while j < size and text[j] not in "\t\n\f\r ":
+        j += 1
+    name = "".join(c.lower() if "A" <= c <= "Z" else c for c in text[i:j])
+    i = skip(j)
+    if i >= size:
+        return name, None, None, closed
+    keyword = text[i : i + 6].upper()
+    if keyword not in ("PUBLIC", "SYSTEM"):
+        return name, None, None, False  # bogus DOCTYPE
+    public = None
+    i = skip(i + 6)
+    if i >= size or text[i] not in "\"'":
+        return name, None, None, False
+    if keyword == "PUBLIC":
+        public, i = quoted(i)
+        if i < 0:
+            return name, public, None, False
+        i = skip(i)
+        if i >= size:
+            return name, public, None, closed
+        if text[i] not in "\"'":
+            return name, public, None, False
+    system, i = quoted(i)
+    if i < 0:
+        return name, public, system, False
+    i = skip(i)
+    # anything after the system id makes a bogus DOCTYPE, which keeps its flags
+    return name, public, system, closed or i < size

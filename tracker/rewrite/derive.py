@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
+from tracker.rewrite.charrefs import name as tag_name
+from tracker.rewrite.html import LinkTag, Scanned, assemble, read_link
 from tracker.rewrite.template import Template, json_part
-from tracker.rewrite.tokenizer import DATA, TEXT, tokens
+from tracker.rewrite.tokenizer import DATA, START_TAG, TEXT, tokens
 
 _PLACEHOLDER_REACH = 20
 
@@ -54,38 +56,25 @@ def _common_prefix(a: str, i: int, b: str, j: int) -> int:
     return n
 
 
-def _similar(base: str, new: str, i: int) -> bool:
-    """Whether ``new`` differs from ``base`` (equal up to ``i``) only between some
-    ``>`` and the next ``<``, at most 64 times: the cheap test that decides whether
-    the base's text runs are worth finding (unrelated bodies, or a changed tag,
-    stop at once). Only a guess: :meth:`Family.derive` then checks exactly."""
-    j = i
-    for _ in range(64):
-        if i >= len(base) and j >= len(new):
-            return True
-        if base.rfind("<", 0, i) > base.rfind(">", 0, i):
-            return False  # most likely inside a tag
-        old_end, new_end = base.find("<", i), new.find("<", j)
-        old_end = len(base) if old_end < 0 else old_end
-        new_end = len(new) if new_end < 0 else new_end
-        if old_end == i and new_end == j:
-            return False
-        common = _common_prefix(base, old_end, new, new_end)
-        i, j = old_end + common, new_end + common
-    return i >= len(base) and j >= len(new)
-
-
 class Family:
     """A body compiled in full and what is needed to derive its relatives."""
 
-    __slots__ = ("source", "template", "_starts", "_ends", "_part_starts")
+    __slots__ = ("source", "template", "scanned", "public_url", "utm", "pixel", "_starts",
+                 "_ends", "_part_starts", "_tag_starts", "_tags")
 
-    def __init__(self, source: str, template: Template) -> None:
+    def __init__(self, source: str, template: Template, scanned: Scanned, public_url: str,
+                 utm: tuple, pixel: bool) -> None:
         self.source = source
         self.template = template
+        self.scanned = scanned
+        self.public_url = public_url
+        self.utm = utm
+        self.pixel = pixel
         self._starts: list[int] | None = None  # data-state text runs, made on first use
         self._ends: list[int] = []
         self._part_starts = [start for start, _ in template.bounds]
+        self._tags = [(k, tag) for k, tag in enumerate(scanned.links) if not tag.nested]
+        self._tag_starts = [tag.start for _, tag in self._tags]
 
     def _runs(self) -> None:
         starts, ends = [], []
@@ -103,34 +92,110 @@ class Family:
             return None
         prefix = _common_prefix(base, 0, new, 0)
         if self._starts is None:
-            if not _similar(base, new, prefix):
+            if not self._similar(base, new, prefix):
                 return None
             self._runs()
         starts, ends = self._starts, self._ends
         assert starts is not None
         changes: list[tuple[int, int, str]] = []  # (base start, base end, new text)
+        tags: dict[int, LinkTag] = {}  # index in scanned.links -> the tag in ``new``
         i = j = prefix
         while i < len(base) or j < len(new):
             run = bisect_right(starts, i) - 1
             if run < 0 or i > ends[run]:
-                return None  # the difference is in a tag, comment or raw text
-            old_end = ends[run]
-            new_end = new.find("<", j)
-            if new_end < 0:
-                new_end = len(new)
-            if old_end == i and new_end == j:
-                return None  # both at a "<": markup differs
-            # a placeholder holds no "<": one that the new text could be part of lies
-            # between the start of this run and its end
-            run_start = starts[run] + (j - i)
-            window = new[max(run_start, j - _PLACEHOLDER_REACH) : new_end]
-            if "{" in window or "}" in window:
-                return None
-            changes.append((i, old_end, new[j:new_end]))
-            i, j = old_end, new_end
+                tag = self._tag_at(i)
+                if tag is None:
+                    return None  # the difference is in a tag, comment or raw text
+                index, old = tag
+                new_tag = self._read_tag(new, j - (i - old.start), old)
+                if new_tag is None:
+                    return None
+                tags[index] = new_tag
+                changes.append((old.start, old.end, new[new_tag.start:new_tag.end]))
+                i, j = old.end, new_tag.end
+            else:
+                old_end = ends[run]
+                new_end = new.find("<", j)
+                if new_end < 0:
+                    new_end = len(new)
+                if old_end == i and new_end == j:
+                    return None  # both at a "<": markup differs
+                # a placeholder holds no "<": one that the new text could be part of
+                # lies between the start of this run and its end
+                run_start = starts[run] + (j - i)
+                window = new[max(run_start, j - _PLACEHOLDER_REACH) : new_end]
+                if "{" in window or "}" in window:
+                    return None
+                changes.append((i, old_end, new[j:new_end]))
+                i, j = old_end, new_end
             common = _common_prefix(base, i, new, j)
             i, j = i + common, j + common
+        if tags:
+            return self._rebuild(new, changes, tags)
         return self._patch(changes)
+
+    def _similar(self, base: str, new: str, i: int) -> bool:
+        """Whether ``new`` differs from ``base`` (equal up to ``i``) only between some
+        ``>`` and the next ``<``, or inside link tags, at most 64 times: the cheap
+        test that decides whether the base's text runs are worth finding (unrelated
+        bodies, or another changed tag, stop at once). Only a guess: :meth:`derive`
+        then checks exactly."""
+        j = i
+        for _ in range(64):
+            if i >= len(base) and j >= len(new):
+                return True
+            if base.rfind("<", 0, i) > base.rfind(">", 0, i) and self._tag_at(i) is None:
+                return False  # most likely inside a tag other than a link
+            old_end, new_end = base.find("<", i), new.find("<", j)
+            old_end = len(base) if old_end < 0 else old_end
+            new_end = len(new) if new_end < 0 else new_end
+            if old_end == i and new_end == j:
+                return False
+            common = _common_prefix(base, old_end, new, new_end)
+            i, j = old_end + common, new_end + common
+        return i >= len(base) and j >= len(new)
+
+    def _tag_at(self, i: int) -> tuple[int, LinkTag] | None:
+        """The link tag (outside comments) whose inside holds position ``i``."""
+        k = bisect_right(self._tag_starts, i) - 1
+        if k < 0:
+            return None
+        index, tag = self._tags[k]
+        return (index, tag) if tag.start < i < tag.end else None
+
+    def _read_tag(self, new: str, start: int, old: LinkTag) -> LinkTag | None:
+        """The start tag at ``start`` in ``new`` if it is the same kind of tag as
+        ``old`` (same name and self-closing flag, so the tokenizer goes on as it did)."""
+        m = START_TAG.match(new, start)
+        if m is None or tag_name(m.group("start")) != old.name or (
+                m.group("close").endswith("/") != old.self_closing):
+            return None
+        attrs, attrs_end = m.span("attrs")
+        return LinkTag(start, m.end(), attrs,
+                       read_link(new, attrs, attrs_end, self.public_url, self.utm), False,
+                       old.name, old.self_closing)
+
+    def _rebuild(self, new: str, changes: list[tuple[int, int, str]],
+                 tags: dict[int, LinkTag]) -> Template:
+        """A template from the base's scan with the changed link tags read again and
+        every other position moved by the changes before it."""
+        pairs = []
+        changed = iter(changes)
+        next_change = next(changed)
+        shift = 0
+        for index, tag in enumerate(self.scanned.links):
+            while next_change is not None and next_change[1] <= tag.start:
+                start, end, text = next_change
+                shift += len(text) - (end - start)
+                next_change = next(changed, None)
+            replaced = tags.get(index)
+            pairs.append((tag.attrs + shift, tag.found) if replaced is None
+                         else (replaced.attrs, replaced.found))
+        body_end = self.scanned.body_end
+        if body_end is not None:
+            body_end += sum(len(text) - (end - start) for start, end, text in changes
+                            if end <= body_end)
+        return assemble(new, pairs, body_end, pixel=self.pixel)
 
     def _patch(self, changes: list[tuple[int, int, str]]) -> Template | None:
         template = self.template

@@ -20,7 +20,7 @@ from tracker.events import DELIVERY_HEADER
 from tracker.rewrite import mime
 from tracker.rewrite.cache import TemplateCache
 from tracker.rewrite.derive import Family
-from tracker.rewrite.html import PIXEL_TAG, compile_html
+from tracker.rewrite.html import PIXEL_TAG, assemble_scanned, scan_html
 from tracker.rewrite.links import (
     TRACKING_ANONYMOUS,
     TRACKING_FULL,
@@ -202,10 +202,11 @@ class Rewriter:
             if derived is not None:
                 self.derived += 1
                 return derived
-        template = compile_html(html, self.public_url, utm=utm, pixel=pixel)
+        scanned = scan_html(html, self.public_url, utm)
+        template = assemble_scanned(html, scanned, pixel=pixel)
         if len(self.families) >= 64 and key not in self.families:
             self.families.clear()
-        self.families[key] = Family(html, template)
+        self.families[key] = Family(html, template, scanned, self.public_url, utm, pixel)
         return template
 
     def compile_text(self, text: str, utm: tuple = ()) -> Template:

@@ -20,6 +20,8 @@ tags marked ``data-track="off"`` (the marker itself is removed from the output).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from tracker.rewrite.charrefs import attribute_value
 from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Skip, classify
@@ -46,89 +48,122 @@ _LINKS: dict[tuple, tuple] = {}
 _MAX_REMEMBERED = 20_000
 
 
-class _Scan:
-    """The spans to rewrite in one piece of HTML (the document or the inside of a
-    conditional comment), with offsets into the whole document."""
+class LinkTag(NamedTuple):
+    """One link tag as the scan found it, with what it becomes (``found``, see
+    :func:`read_link`); positions are in the whole document."""
 
-    __slots__ = ("public_url", "utm", "edits", "links", "warnings")
+    start: int  # its "<"
+    end: int  # after its ">"
+    attrs: int  # where its attributes start: ``found``'s offsets count from here
+    found: tuple
+    nested: bool  # inside a conditional comment
+    name: str
+    self_closing: bool
 
-    def __init__(self, public_url: str, utm: tuple) -> None:
-        self.public_url = public_url
-        self.utm = utm
-        self.edits: list[Edit] = []
-        self.links: list[str] = []
-        self.warnings: list[str] = []
 
-    def run(self, source: str, base: int) -> int | None:
-        """Scan ``source`` (at ``base`` in the document); where its last ``</body>``
-        starts, if any."""
-        body_end = None
-        for token in tokens(source, skip=_SCANNER):
-            kind = token[0]
-            if kind == START:
-                name = token[3]
-                if name == "a" or name == "area" or name.startswith("v:"):
-                    self.link(source, base, token[4], token[5])
-            elif kind == END:
-                if token[3] == "body":
-                    body_end = base + token[1]
-            elif kind == COMMENT:
-                data = source[token[3]:token[4]]
-                if "<" in data and _CONDITIONAL.match(data):
-                    self.run(data, base + token[3])
-        return body_end
+class Scanned(NamedTuple):
+    links: list[LinkTag]
+    body_end: int | None  # where the last </body> starts
 
-    def link(self, source: str, base: int, start: int, end: int) -> None:
-        """The edit for one link tag's attributes (``start``..``end``), remembered by
-        their text: a campaign's link tags recur in every personalised copy."""
-        key = (source[start:end], self.public_url, self.utm)
-        found = _LINKS.get(key)
-        if found is None:
-            if len(_LINKS) >= _MAX_REMEMBERED:
-                _LINKS.clear()
-            found = _LINKS[key] = self._read_link(source, start, end)
+
+def read_link(source: str, start: int, end: int, public_url: str, utm: tuple) -> tuple:
+    """What the link tag whose attributes are ``source[start:end]`` becomes:
+    ``((start, end, code), decision)`` with offsets from ``start`` (code DELETE for
+    a ``data-track="off"`` marker, else 0 and the decision for its href), or
+    ``(None, None)``. Remembered by the attributes' text: a campaign's link tags
+    recur in every personalised copy."""
+    key = (source[start:end], public_url, utm)
+    found = _LINKS.get(key)
+    if found is None:
+        if len(_LINKS) >= _MAX_REMEMBERED:
+            _LINKS.clear()
+        found = _LINKS[key] = _read_link(source, start, end, public_url, utm)
+    return found
+
+
+def _read_link(source: str, start: int, end: int, public_url: str, utm: tuple) -> tuple:
+    href = None
+    for attribute in attributes(source, start, end):
+        if attribute.name == "href":
+            href = attribute
+        elif attribute.name == _NO_TRACK_ATTR and attribute_value(
+                source[attribute.value_start:attribute.value_end]).strip(
+                _SPACE).lower() == "off":
+            cut = attribute.start
+            while cut > start and source[cut - 1] in _SPACE:
+                cut -= 1
+            return (cut - start, attribute.end - start, DELETE), None
+    if href is None:
+        return None, None
+    value = attribute_value(source[href.value_start:href.value_end])
+    return (href.value_start - start, href.value_end - start, 0), classify(value, public_url, utm)
+
+
+def _scan(source: str, base: int, nested: bool, public_url: str, utm: tuple,
+          links: list[LinkTag]) -> int | None:
+    """Collect the link tags of ``source`` (the document, or the inside of a
+    conditional comment at ``base``); where its last ``</body>`` starts, if any."""
+    body_end = None
+    for token in tokens(source, skip=_SCANNER):
+        kind = token[0]
+        if kind == START:
+            name = token[3]
+            if name == "a" or name == "area" or name.startswith("v:"):
+                links.append(LinkTag(
+                    base + token[1], base + token[2], base + token[4],
+                    read_link(source, token[4], token[5], public_url, utm), nested, name,
+                    token[6]))
+        elif kind == END:
+            if token[3] == "body":
+                body_end = base + token[1]
+        elif kind == COMMENT:
+            data = source[token[3]:token[4]]
+            if "<" in data and _CONDITIONAL.match(data):
+                _scan(data, base + token[3], True, public_url, utm, links)
+    return body_end
+
+
+def scan_html(source: str, public_url: str, utm: tuple = ()) -> Scanned:
+    links: list[LinkTag] = []
+    body_end = _scan(source, 0, False, public_url, utm, links)
+    return Scanned(links, body_end)
+
+
+def assemble(source: str, links: Iterable[tuple[int, tuple]], body_end: int | None, *,
+             pixel: bool = True) -> Template:
+    """The template of ``source`` from its link tags, as ``(attrs, found)`` pairs of
+    :class:`LinkTag` in document order: link slots, the unsubscribe slots, and (when
+    ``pixel``) one pixel slot just before the last ``</body>`` (``body_end``), else
+    at the end."""
+    edits: list[Edit] = []
+    targets: list[str] = []
+    warnings: list[str] = []
+    for at, found in links:
         edit, decision = found
         if edit is None:
-            return
+            continue
         if edit[2] == DELETE:
-            self.edits.append(Edit(base + start + edit[0], base + start + edit[1], DELETE))
-            return
-        if isinstance(decision, Skip):
+            edits.append(Edit(at + edit[0], at + edit[1], DELETE))
+        elif isinstance(decision, Skip):
             if decision.warning:
-                self.warnings.append(decision.warning)
-            return
-        self.edits.append(Edit(base + start + edit[0], base + start + edit[1], len(self.links)))
-        self.links.append(decision.url)  # type: ignore[union-attr]
-
-    def _read_link(self, source: str, start: int, end: int) -> tuple:
-        """((start, end, code) relative to ``start`` or None, decision or None)."""
-        href = None
-        for attribute in attributes(source, start, end):
-            if attribute.name == "href":
-                href = attribute
-            elif attribute.name == _NO_TRACK_ATTR and attribute_value(
-                    source[attribute.value_start:attribute.value_end]).strip(
-                    _SPACE).lower() == "off":
-                cut = attribute.start
-                while cut > start and source[cut - 1] in _SPACE:
-                    cut -= 1
-                return (cut - start, attribute.end - start, DELETE), None
-        if href is None:
-            return None, None
-        value = attribute_value(source[href.value_start:href.value_end])
-        decision = classify(value, self.public_url, self.utm)
-        return (href.value_start - start, href.value_end - start, 0), decision
-
-def compile_html(source: str, public_url: str, *, utm: tuple = (), pixel: bool = True) -> Template:
-    """Parse once into a template: link slots, the unsubscribe slots, and (when
-    ``pixel``) one pixel slot just before the last ``</body>``, else at the end."""
-    scan = _Scan(public_url, utm)
-    body_end = scan.run(source, 0)
-    edits = scan.edits
+                warnings.append(decision.warning)
+        else:
+            edits.append(Edit(at + edit[0], at + edit[1], len(targets)))
+            targets.append(decision.url)
     if "unsubscribe_url" in source:
         for m in UNSUBSCRIBE_PLACEHOLDER.finditer(source):
             edits.append(Edit(m.start(), m.end(), UNSUBSCRIBE))
     if pixel:
         at = body_end if body_end is not None else len(source)
         edits.append(Edit(at, at, PIXEL))
-    return build(source, edits, scan.links, scan.warnings)
+    return build(source, edits, targets, warnings)
+
+
+def assemble_scanned(source: str, scanned: Scanned, *, pixel: bool = True) -> Template:
+    return assemble(source, ((tag.attrs, tag.found) for tag in scanned.links),
+                    scanned.body_end, pixel=pixel)
+
+
+def compile_html(source: str, public_url: str, *, utm: tuple = (), pixel: bool = True) -> Template:
+    """Parse once into a template (see :func:`assemble`)."""
+    return assemble_scanned(source, scan_html(source, public_url, utm), pixel=pixel)

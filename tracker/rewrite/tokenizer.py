@@ -56,6 +56,8 @@ _TOKEN = (rf"<(?:(?P<start>{{start}}[^{_W}/>]*+)(?P<attrs>{_ATTRS})(?P<close>[{_
           rf"|/(?P<end>{{end}}[^{_W}/>]*+){_ATTRS}[{_W}/]*+>"
           r"|(?P<eof>/?[A-Za-z])|(?P<other>[!?/]))")
 _MARKUP = re.compile(_TOKEN.format(start="[A-Za-z]", end="[A-Za-z]"))
+#: A whole start tag at a "<" (what :func:`tokens` would read there in the data state).
+START_TAG = re.compile(rf"<(?P<start>[A-Za-z][^{_W}/>]*+)(?P<attrs>{_ATTRS})(?P<close>[{_W}/]*+)>")
 _END_TAG = re.compile(rf"</(?P<end>[A-Za-z][^{_W}/>]*+){_ATTRS}[{_W}/]*+>")
 _ATTR = re.compile(
     rf"[{_W}/]*+(?P<name>[^{_W}/>][^{_W}/>=]*+)"

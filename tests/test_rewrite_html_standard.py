@@ -303,7 +303,9 @@ _EDITS = ["Ann", "Bob Smith", "", " ", "&amp;", "&region=", "-->", "<", "<b>", "
 
 
 def _bases() -> list[str]:
-    bases = [newsletter("Ann"), newsletter("Ann", uid=1)]
+    bases = [newsletter("Ann"), newsletter("Ann", uid=1),
+             newsletter("Ann").replace('<a href="https://shop.example/3?',
+                                       '<a data-track="off" href="https://shop.example/3?')]
     shared = Path(__file__).resolve().parents[2] / "shared" / "emails"
     if shared.is_dir():
         bases += [load_email(p) for p in email_files()[:12]]

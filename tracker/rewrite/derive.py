@@ -1,22 +1,27 @@
 """Personalised copies of one body: compiled from the last body, not from scratch.
 
-A campaign personalised per recipient ("Hello Ann", "Hello Bob") sends bodies
-that differ from each other only in a few runs of text. Compiling each from
-scratch tokenizes 100 KB per recipient; this compares the new body with the last
-one compiled in full (the *base*) and, when every difference lies in character
-data of the data state, patches the base's template instead.
+A campaign personalised per recipient ("Hello Ann", "Hello Bob", a link carrying
+the recipient's id) sends bodies that differ from each other in a few runs of
+text and a few links. Compiling each from scratch tokenizes 100 KB per recipient;
+this compares the new body with the last one compiled in full (the *base*) and,
+when every difference lies in character data of the data state or inside a link
+tag, reuses the base's work.
 
 Why that is exact: the tokenizer leaves the data state only at ``<`` (character
 references and NUL do not end character data), so replacing the rest of a run of
 data-state text, up to its next ``<``, with text that holds no ``<`` cannot move,
 add or remove any token; the tokens before and after are equal byte for byte and
-see the same tokenizer state. The template's slots (links, pixel, unsubscribe
-placeholders) sit outside such text, so only the literal parts change. What else
-could change the template is ruled out: no ``{`` or ``}`` in the changed text or
-the 20 characters of its run before it (an unsubscribe placeholder is at most 21
-characters long and holds no ``<``), and a change never crosses a slot. Anything
-else (a changed tag, link, comment or raw text) is compiled in full and becomes
-the new base. A test holds derived and full
+see the same tokenizer state. A changed link tag is read again where it starts in
+the new body and must be the same kind of tag (same name, same self-closing
+flag), so the tokenizer goes on after it exactly as it did. Text changes only
+change the template's literal parts, which are patched; a changed link tag is read
+again (its href decoded, checked and tagged) and the template assembled from the
+base's scan with every other position moved, as :func:`html.assemble` does for a
+full compile. What else could change the template is ruled out: no ``{`` or ``}``
+in the changed text or the 20 characters of its run before it (an unsubscribe
+placeholder is at most 21 characters long and holds no ``<``), and a patched text
+change never crosses a slot. Anything else (another tag, a comment, raw text) is
+compiled in full and becomes the new base. A property test holds derived and full
 compilation equal on generated edits of real emails.
 """
 
@@ -87,9 +92,7 @@ class Family:
     def derive(self, new: str) -> Template | None:
         """The template of ``new`` (equal to compiling it), or None when ``new``
         differs from the base elsewhere than in data-state text."""
-        base, template = self.source, self.template
-        if not template.bounds:
-            return None
+        base = self.source
         prefix = _common_prefix(base, 0, new, 0)
         if self._starts is None:
             if not self._similar(base, new, prefix):
@@ -130,7 +133,7 @@ class Family:
                 i, j = old_end, new_end
             common = _common_prefix(base, i, new, j)
             i, j = i + common, j + common
-        if tags:
+        if tags or not self.template.bounds:  # bounds: parts cut straight from the base
             return self._rebuild(new, changes, tags)
         return self._patch(changes)
 
@@ -181,7 +184,7 @@ class Family:
         every other position moved by the changes before it."""
         pairs = []
         changed = iter(changes)
-        next_change = next(changed)
+        next_change = next(changed, None)
         shift = 0
         for index, tag in enumerate(self.scanned.links):
             while next_change is not None and next_change[1] <= tag.start:

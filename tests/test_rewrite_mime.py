@@ -161,17 +161,30 @@ def test_attached_messages_are_not_rewritten() -> None:
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    (b"Content-Type: text/plain; charset=x-no-such-charset\n\nhttps://a.example/\n",
-     "not a known character encoding"),
-    (b"Content-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n\xff\xfe<a>\n",
-     "do not decode"),
-    (b"Content-Type: text/plain; charset=iso-2022-jp\n\n\x1b$B\xff\xff\n", "do not decode"),
     (b"Content-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\nabc\n", "x-uuencode"),
     (b"  \n", "empty"),
 ])
 def test_bad_messages_get_a_clear_error(raw: bytes, message: str) -> None:
     with pytest.raises(RewriteError, match=message):
         Rewriter(CODEC, PUBLIC).rewrite_mime(IDS, raw)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"Content-Type: text/plain; charset=x-no-such-charset\n\nhttps://a.example/\n",
+     "not a character encoding mail clients read"),
+    (b"Content-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+     b'\xff\xfe<a href="https://a.example/">\n', "do not decode"),
+    (b"Content-Type: text/plain; charset=iso-2022-jp\n\n\x1b$B\xff\xff https://a.example/\n",
+     "do not decode"),
+])
+def test_unreadable_parts_are_sent_as_is_with_a_warning(raw: bytes, message: str) -> None:
+    """Issue 16: a part nobody can read goes out byte for byte, links untracked, and
+    the sender is told; the message is never refused for it."""
+    result = Rewriter(CODEC, PUBLIC).rewrite_mime(IDS, raw)
+    assert result.links == 0 and any(message in w and "sent as is" in w
+                                     for w in result.warnings), result.warnings
+    assert result.mime.split(b"\n\n", 1)[1] == raw.split(b"\n\n", 1)[1]
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in result.mime
 
 
 def test_push_mime_has_no_pixel_or_list_headers() -> None:

@@ -180,6 +180,7 @@ def test_x_mac_cyrillic_is_read_and_written_back() -> None:
     ("ks_c_5601-1987", "안녕".encode("cp949")),
     ("windows-31j", "①".encode("cp932")),
     ("unicode11utf8", "ü".encode()),
+    ("x-user-defined", b"\xf0\x80"),  # a codec of webencodings', not in Python's registry
 ])
 def test_whatwg_labels(label: str, data: bytes) -> None:
     body = data + b' <a href="https://a.example/">x</a>'

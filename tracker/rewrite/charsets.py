@@ -36,8 +36,8 @@ class Codec(NamedTuple):
     encode: Callable[[str], bytes]
 
 
-def _python(name: str) -> Codec:
-    info = codecs.lookup(name)
+def _python(name: str | codecs.CodecInfo) -> Codec:
+    info = codecs.lookup(name) if isinstance(name, str) else name
     return Codec(info.name, lambda data: info.decode(data)[0], lambda text: info.encode(text)[0])
 
 
@@ -86,7 +86,7 @@ def _resolve(label: str) -> tuple[Codec, ...]:
         return (_windows_1252(),)
     if name in _FALLBACKS:
         return tuple(_python(n) for n in _FALLBACKS[name])
-    return (_python(encoding.codec_info.name),)
+    return (_python(encoding.codec_info),)  # x-user-defined is not in Python's registry
 
 
 def decode(data: bytes, label: str) -> tuple[str, Codec] | None:

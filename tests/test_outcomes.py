@@ -32,9 +32,12 @@ def new_id() -> int:
 
 def outcome(delivery_id: int, campaign: str, user: str, status: str = "delivered", *,
             task: str = "t1", channel: str = "email", code: str | None = None,
-            message: str | None = None, sent_at: str = SENT) -> dict:
+            message: str | None = None, sent_at: str = SENT,
+            occurred_at: str | None = None) -> dict:
     row = {"delivery_id": str(delivery_id), "campaign_id": campaign, "schedule_task_id": task,
            "user_id": user, "channel": channel, "status": status, "sent_at": sent_at}
+    if occurred_at is not None:
+        row["occurred_at"] = occurred_at
     if code is not None:
         row["error_code"] = code
     if message is not None:
@@ -74,7 +77,8 @@ def test_faq_example_targets_delivered_bounces_give_soft_bounces(module_service:
             rows.append(outcome(new_id(), campaign, f"{campaign}-u{i}"))
         elif i < 800:
             rows.append(outcome(new_id(), campaign, f"{campaign}-u{i}", "bounced",
-                                code="Permanent:General", message="Bounced"))
+                                code="Permanent:General", message="Bounced",
+                                occurred_at="2024-05-01T09:05:00+09:00"))
         else:
             rows.append(outcome(new_id(), campaign, f"{campaign}-u{i}", "soft_bounced",
                                 code=soft_codes[i % 4], message="Bounced"))
@@ -101,7 +105,8 @@ def test_faq_example_targets_delivered_bounces_give_soft_bounces(module_service:
         soft = http.get(f"/v1/suppressions/{campaign}-u900").json()
         delivered = http.get(f"/v1/suppressions/{campaign}-u1", params={"channel": "email"}).json()
     assert hard["suppressed"] is True and hard["reason"] == "hard_bounce"
-    assert hard["channel"] == "email" and hard["since"].startswith("2024-05-01T00:00:00")
+    # dated by the bounce (its occurred_at), not by the send
+    assert hard["channel"] == "email" and hard["since"].startswith("2024-05-01T00:05:00")
     assert soft["suppressed"] is False and soft["reason"] is None
     assert delivered == {"user_id": f"{campaign}-u1", "suppressed": False, "reason": None,
                          "since": None, "channel": "email", "channels": []}

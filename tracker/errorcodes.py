@@ -5,8 +5,17 @@ categories (bounce, app push, other), each code's kind (soft or hard bounce, or
 none) and a short meaning in English and Japanese. The rows are the list of the
 reporting FAQ the rules come from, plus two SES bounce subtypes it leaves out
 (``Transient:AttachmentRejected``, ``Undetermined:Undetermined``), so every code
-the SES mapping produces is known. Codes not in the table are kept verbatim and
-reported under "other" with no kind (``lookup`` says so).
+the SES mapping names is known. Codes not in the table are kept verbatim and
+reported under "other" (F9), whatever they look like: an SES subtype SES adds one
+day (``Permanent:Whatever``) too. Such a code still has a kind when its SES bounce
+type says it (``Permanent:`` hard, ``Transient:`` and ``Undetermined:`` soft), so a
+sender cannot post it under the other status; any other unknown code has none.
+
+What SES notifications become (``tracker.api.ses``): ``Permanent`` bounces are hard,
+``Transient`` and ``Undetermined`` ones soft (``Undetermined:Undetermined``: SES could
+not tell why, never a reason to suppress); a ``Reject`` is a failure coded
+``FAILED``, a ``Rendering Failure`` one coded ``RENDERING_FAILURE``; a
+``DeliveryDelay`` is no outcome at all (the Delivery or Bounce that follows is).
 """
 
 from __future__ import annotations
@@ -89,14 +98,17 @@ TOKEN_NOT_REGISTERED = "messaging/registration-token-not-registered"
 
 
 def lookup(code: str) -> ErrorCode:
-    """The table's row for ``code``; an unknown code is kept verbatim under "other"."""
+    """The table's row for ``code``; an unknown code is kept verbatim under "other"
+    (F9), with the kind its SES bounce type gives, if any."""
     found = BY_CODE.get(code)
     if found is not None:
         return found
     if code.startswith("Permanent:"):
-        return ErrorCode(code, "bounce", "hard", "Hard bounce.", "ハードバウンスした。")
-    if code.startswith("Transient:"):
-        return ErrorCode(code, "bounce", "soft", "Temporary bounce.", "一時的なバウンス。")
+        return ErrorCode(code, "other", "hard", "Hard bounce of a kind not listed.",
+                         "一覧にない種類のハードバウンス。")
+    if code.startswith(("Transient:", "Undetermined:")):
+        return ErrorCode(code, "other", "soft", "Temporary bounce of a kind not listed.",
+                         "一覧にない種類の一時的なバウンス。")
     return ErrorCode(code, "other", None, "", "")
 
 

@@ -84,6 +84,8 @@ _OUTCOME = {
         "error_message": {"type": "string"},
         "sent_at": {"type": "string", "format": "date-time"},
         "is_test": {"type": "boolean"},
+        "occurred_at": {"type": "string", "format": "date-time",
+                        "description": "when the outcome's event happened; default: arrival"},
     },
 }
 _CONVERSION = {

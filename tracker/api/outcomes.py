@@ -3,11 +3,16 @@
 Every row is validated before anything is stored; one bad row refuses the whole
 batch with a 422 listing each bad row by index (0-based, NDJSON lines too) and
 what is wrong with it, so a sender can fix and resend the batch as it is.
+
+``occurred_at`` (optional) is when the outcome's event happened (the delivery, the
+bounce); without it the outcome happened when it arrives. A delivery's current
+outcome is the one with the latest event time, so a sender that posts outcomes
+some time after they happen, or in another order, should send it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -24,10 +29,11 @@ from tracker.tokens import CHANNELS_BY_NAME, channel_named
 POSTABLE_STATUSES = ("delivered", "bounced", "soft_bounced", "failed")
 REQUIRED = ("delivery_id", "campaign_id", "schedule_task_id", "user_id", "channel", "status",
             "sent_at")
-OPTIONAL = ("error_code", "error_message", "is_test")
+OPTIONAL = ("error_code", "error_message", "is_test", "occurred_at")
 MAX_DELIVERY_ID = 2**63 - 1
 MAX_CODE_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
+MAX_CLOCK_SKEW = timedelta(hours=1)  # how far ahead a sender's clock may run
 
 
 class Invalid(ValueError):
@@ -114,6 +120,7 @@ def parse_outcome(row: Any) -> store.Outcome:
     take("error_code", lambda: _optional_text(row, "error_code", MAX_CODE_LENGTH))
     take("error_message", lambda: _optional_text(row, "error_message", MAX_MESSAGE_LENGTH))
     take("is_test", lambda: _is_test(row.get("is_test", False)))
+    take("occurred_at", lambda: _event_time(row.get("occurred_at")))
     status, code = values.get("status"), values.get("error_code")
     if status == "bounced" and is_soft_bounce_code(code):
         problems.append(f"status bounced (hard) contradicts the soft bounce code {code}; "
@@ -126,7 +133,8 @@ def parse_outcome(row: Any) -> store.Outcome:
     return store.Outcome(
         values["delivery_id"], values["campaign_id"], values["schedule_task_id"],
         values["user_id"], values["channel"], STATUS_CODES[values["status"]],
-        values["error_code"], values["error_message"], values["sent_at"], values["is_test"])
+        values["error_code"], values["error_message"], values["sent_at"], values["is_test"],
+        values["occurred_at"])
 
 
 def _channel(value: Any) -> int:
@@ -143,6 +151,18 @@ def _status(value: Any) -> str:
         raise Invalid(f"status must be one of {', '.join(POSTABLE_STATUSES)}, "
                       f"got {value!r:.60}{hint}")
     return value
+
+
+def _event_time(value: Any) -> datetime | None:
+    """``occurred_at``: absent means "when it arrives"; a time far in the future would
+    outrank every real event of the delivery for good, so it is refused."""
+    if value is None:
+        return None
+    when = parse_timestamp(value, "occurred_at")
+    if when > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise Invalid(f"occurred_at {value!r} is in the future; send the time the delivery "
+                      "or bounce happened, with its time zone, or leave it out")
+    return when
 
 
 def _is_test(value: Any) -> bool:

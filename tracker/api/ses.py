@@ -17,12 +17,35 @@ send headers, so ``/sns/ses?key=<TRACKER_API_KEY>`` is the same endpoint with th
 key in the URL (use HTTPS in front of it). ``SubscriptionConfirmation`` messages
 are recorded in ``ses_subscriptions`` and their ``SubscribeURL`` is logged: this
 service never reaches the internet, so an operator opens that URL to confirm.
+
+What each notification becomes (the contract; README "Ingest" says the same):
+
+- ``Delivery``: outcome ``delivered`` at ``delivery.timestamp``.
+- ``Bounce``: ``bounced`` (hard, suppresses) for ``Permanent``, ``soft_bounced`` for
+  ``Transient`` and ``Undetermined`` (SES could not tell why: never a reason to
+  suppress), at ``bounce.timestamp``, coded ``Type:SubType`` by ``BOUNCE_CODES``; a
+  subtype not listed there keeps its name verbatim (``Permanent:Whatever``) and is
+  reported under "other" (F9, ``tracker.errorcodes``).
+- ``Complaint``: no outcome (the mail was delivered); the user is suppressed on
+  email as ``complaint`` since ``complaint.timestamp``; ``not-spam`` feedback does
+  nothing.
+- ``Reject`` (SES refused to send, e.g. a virus): ``failed``, code ``FAILED``;
+  ``Rendering Failure`` (a template could not be rendered): ``failed``, code
+  ``RENDERING_FAILURE``; both at ``mail.timestamp`` (they happen at sending).
+- ``DeliveryDelay``, and ``Send``, ``Open``, ``Click``, ``Subscription`` events:
+  recorded in ``ses_notifications`` and changing nothing (a delay is not an outcome:
+  SES keeps trying, and the Delivery or Bounce that follows decides).
+
+Each outcome carries its event's own time, and a delivery's current outcome is the
+one with the latest (``tracker.store.outcomes``): SNS does not keep order, so a
+Delivery arriving after an earlier-stamped Bounce changes nothing but the history.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -98,6 +121,15 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
+def _event_time(note: dict, key: str) -> datetime | None:
+    """When the notification's own event happened (``bounce.timestamp``,
+    ``delivery.timestamp``); None (the arrival time) if SES left it out."""
+    detail = note.get(key)
+    if not isinstance(detail, dict) or detail.get("timestamp") is None:
+        return None
+    return parse_timestamp(detail["timestamp"], f"{key}.timestamp")
+
+
 async def _record(conn, kind: str, mail: dict, delivery_id: int | None, result: str,
                   body: dict) -> None:
     await conn.execute(
@@ -118,8 +150,10 @@ async def handle_notification(request: Request, note: dict) -> dict:
     complaint_at = None
     try:
         sent_at = parse_timestamp(mail.get("timestamp"), "mail.timestamp")
+        occurred_at: datetime | None = sent_at  # Reject, Rendering Failure: at sending
         if kind == "Bounce":
             bounce = _object(note.get("bounce"), "bounce")
+            occurred_at = _event_time(note, "bounce")
             status, code = bounce_outcome(_text(bounce.get("bounceType"), "bounce.bounceType"),
                                           _text(bounce.get("bounceSubType"),
                                                 "bounce.bounceSubType"))
@@ -136,6 +170,7 @@ async def handle_notification(request: Request, note: dict) -> dict:
             if complaint.get("complaintFeedbackType") == "not-spam":
                 complaint_at = None
         elif kind == "Delivery":
+            occurred_at = _event_time(note, "delivery")
             outcome = ("delivered", None, None)
         elif kind in ("Reject", "Rendering Failure"):
             detail = note.get("reject") or note.get("failure") or {}
@@ -148,7 +183,9 @@ async def handle_notification(request: Request, note: dict) -> dict:
     reference = delivery_reference(mail)
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         if outcome is None and complaint_at is None:
-            result = f"ignored: {kind} notifications change nothing here"
+            result = (f"ignored: {kind} notifications change nothing here" + (
+                "; SES keeps trying, and the Delivery or Bounce that follows decides"
+                if kind == "DeliveryDelay" else ""))
             await _record(conn, kind, mail, None, result, note)
             return {"type": kind, "result": result}
         if reference is None:
@@ -172,7 +209,7 @@ async def handle_notification(request: Request, note: dict) -> dict:
             status, code, message = outcome
             ingested = await outcome_store.ingest_resolved(conn, [outcome_store.ResolvedOutcome(
                 delivery_id, known.campaign, known.schedule_task, known.user_id, known.channel,
-                STATUS_CODES[status], code, message, sent_at, known.is_test)])
+                STATUS_CODES[status], code, message, sent_at, known.is_test, occurred_at)])
             applied.update(status=status, error_code=code, changed=bool(ingested.changed))
         if complaint_at is not None:
             await suppression_store.suppress(

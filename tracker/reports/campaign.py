@@ -94,6 +94,13 @@ async def conversions_measured(conn: asyncpg.Connection, campaign: asyncpg.Recor
         campaign["id"])
 
 
+def _error_table(rows: list) -> list[dict]:
+    """The campaign's error codes (F9), in the project report's form."""
+    from tracker.reports.project import error_table  # project imports this module
+
+    return error_table(rows)
+
+
 async def build(conn: asyncpg.Connection, opts: Options) -> dict:
     """The campaign report for ``opts.campaign_id`` (required)."""
     if opts.campaign_id is None:
@@ -110,6 +117,7 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
         ranking = await clicks.click_ranking(conn, scope, period, opts.include_bots, opts.links)
         devices = await fig.devices(conn, scope, period, opens_ok=opens_ok,
                                     include_bots=opts.include_bots)
+        error_codes = await fig.error_codes(conn, scope, period)
 
     def figures(f: fig.Figures) -> dict:
         return row(f, opens_ok=opens_ok, conversions_ok=conversions_ok,
@@ -132,6 +140,7 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
             {"schedule_task_id": task_names.get(t, str(t)), **figures(f)}
             for t, f in sorted(tasks.items(), key=lambda kv: task_names.get(kv[0], ""))],
         "click_ranking": ranking,
+        "error_codes": _error_table(error_codes),
         "devices": devices,
         "devices_caveat": fig.DEVICES_CAVEAT,
     }

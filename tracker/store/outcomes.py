@@ -1,14 +1,23 @@
 """Delivery outcomes (delivered, bounced, soft_bounced, failed) into PostgreSQL, set-based.
 
 A batch is COPYed into a temporary table, then a handful of statements apply it
-as a whole, in one transaction: append to ``outcome_history`` what changes a
-delivery's (status, error_code), upsert ``deliveries`` with the last outcome of
-each delivery, and put hard bounces and dead push tokens on the suppression list.
-Row by row this would be ~3,500 rows/s; set-based it is a few seconds for 100,000.
+as a whole, in one transaction: append to ``outcome_history`` the outcomes not
+seen before, set each delivery's current outcome from its history, and put hard
+bounces and dead push tokens on the suppression list. Row by row this would be
+~3,500 rows/s; set-based it is a few seconds for 100,000.
 
-Idempotent: an outcome equal in (status, error_code) to the delivery's current one
-changes nothing and adds no history. A different one supersedes it (a bounce
-arriving after ``delivered``, as mail servers do) and the history keeps both.
+Every outcome carries the time of its own event (``occurred_at``: SES gives one,
+a sender may; otherwise the arrival time). A delivery's current outcome is the one
+of its history with the latest event time, ties going to the later arrival: SNS
+does not keep order, so a Delivery stamped 00:40:30 that arrives after the Bounce
+stamped 00:41:02 joins the history and leaves the bounce in place. The order of
+arrival therefore never changes the figures, the history or the suppression list.
+
+Idempotent: an outcome already in the history (same status, code and event time)
+changes nothing; one without an event time changes nothing while it equals the
+delivery's current (status, error_code), as before event times existed. A
+delivery's ``sent_at`` is the earliest any of its outcomes gave, so a bounce
+never moves the delivery into another reporting period.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import asyncpg
 
 from tracker.errorcodes import TOKEN_NOT_REGISTERED
 from tracker.store.deliveries import STATUS_BOUNCED
+from tracker.store.suppressions import UPSERT_TAIL
 from tracker.tokens import CHANNEL_NAMES, Channel
 
 
@@ -37,6 +47,7 @@ class Outcome(NamedTuple):
     error_message: str | None
     sent_at: datetime
     is_test: bool = False
+    occurred_at: datetime | None = None  # the event's own time; None: when it arrives
 
 
 class ResolvedOutcome(NamedTuple):
@@ -52,12 +63,13 @@ class ResolvedOutcome(NamedTuple):
     error_message: str | None
     sent_at: datetime
     is_test: bool = False
+    occurred_at: datetime | None = None  # the event's own time; None: when it arrives
 
 
 @dataclass(frozen=True)
 class IngestResult:
     received: int
-    changed: int  # outcomes that changed a delivery (each is one history row)
+    changed: int  # outcomes new to the history (each is one history row)
     created: int  # deliveries the tracker had not seen before
     suppressed: int  # suppression list rows added or hardened
 
@@ -71,7 +83,7 @@ class OutcomeConflict(Exception):
 
 
 _COLUMNS = ("ord", "delivery_id", "campaign", "schedule_task", "user_id", "channel", "status",
-            "error_code", "error_message", "sent_at", "is_test")
+            "error_code", "error_message", "sent_at", "is_test", "occurred_at")
 
 
 async def resolve_ids(conn: asyncpg.Connection,
@@ -104,7 +116,8 @@ async def resolve_ids(conn: asyncpg.Connection,
         campaign = campaign_ids[o.campaign_id]
         resolved.append(ResolvedOutcome(
             o.delivery_id, campaign, task_ids[(campaign, o.schedule_task_id)], o.user_id,
-            o.channel, o.status, o.error_code, o.error_message, o.sent_at, o.is_test))
+            o.channel, o.status, o.error_code, o.error_message, o.sent_at, o.is_test,
+            o.occurred_at))
     return resolved
 
 
@@ -128,51 +141,102 @@ async def _apply(conn: asyncpg.Connection, outcomes: list[ResolvedOutcome]) -> I
     await conn.execute(
         "CREATE TEMP TABLE outcomes_in (ord integer, delivery_id bigint, campaign integer,"
         " schedule_task integer, user_id text, channel smallint, status smallint,"
-        " error_code text, error_message text, sent_at timestamptz, is_test boolean)"
-        " ON COMMIT DROP")
+        " error_code text, error_message text, sent_at timestamptz, is_test boolean,"
+        " occurred_at timestamptz) ON COMMIT DROP")
     await conn.copy_records_to_table(
         "outcomes_in", records=[(i, *o) for i, o in enumerate(outcomes)], columns=_COLUMNS)
     await conn.execute("ANALYZE outcomes_in")
     await _refuse_contradictions(conn)
-    changed = await conn.fetchval(
+    changed = await _add_history(conn)
+    created = await _set_current(conn)
+    suppressed = await _suppress(conn)
+    return IngestResult(len(outcomes), changed, created, suppressed)
+
+
+# An outcome without its own time happened when it arrived (now(): the transaction's
+# start, one instant for the whole batch, whose order then breaks the ties).
+_EVENT_TIME = "coalesce(i.occurred_at, now())"
+
+
+async def _add_history(conn: asyncpg.Connection) -> int:
+    """Append the batch's outcomes that are new: not in the history already (same
+    status, code and event time), not repeated earlier in the batch, and, for an
+    outcome without its own time, not equal to the outcome before it (the delivery's
+    current one, or the batch's previous row for the delivery)."""
+    return await conn.fetchval(
         "WITH staged AS ("
-        "  SELECT i.*, row_number() OVER w AS rn, lag(status) OVER w AS prev_status,"
-        "         lag(error_code) OVER w AS prev_code"
+        f"  SELECT i.*, {_EVENT_TIME} AS occ,"
+        "         row_number() OVER w AS rn, lag(status) OVER w AS prev_status,"
+        "         lag(error_code) OVER w AS prev_code,"
+        "         row_number() OVER (PARTITION BY delivery_id, status, error_code,"
+        f"                            {_EVENT_TIME} ORDER BY ord) AS copy"
         "  FROM outcomes_in i WINDOW w AS (PARTITION BY delivery_id ORDER BY ord)"
         "), added AS ("
-        "  INSERT INTO outcome_history (delivery_id, sent_at, status, error_code, error_message)"
-        "  SELECT s.delivery_id, s.sent_at, s.status, s.error_code, s.error_message"
+        "  INSERT INTO outcome_history (delivery_id, sent_at, status, error_code, error_message,"
+        "                               occurred_at)"
+        "  SELECT s.delivery_id, s.sent_at, s.status, s.error_code, s.error_message, s.occ"
         "  FROM staged s LEFT JOIN deliveries d ON d.delivery_id = s.delivery_id"
-        "  WHERE CASE WHEN s.rn = 1 THEN d.delivery_id IS NULL"
+        "  WHERE s.copy = 1"
+        "    AND NOT EXISTS (SELECT 1 FROM outcome_history h"
+        "                    WHERE h.delivery_id = s.delivery_id AND h.status = s.status"
+        "                      AND h.error_code IS NOT DISTINCT FROM s.error_code"
+        "                      AND coalesce(h.occurred_at, h.received_at) = s.occ)"
+        "    AND (s.occurred_at IS NOT NULL OR CASE WHEN s.rn = 1 THEN d.delivery_id IS NULL"
         "          OR (d.status, d.error_code) IS DISTINCT FROM (s.status, s.error_code)"
-        "        ELSE (s.prev_status, s.prev_code) IS DISTINCT FROM (s.status, s.error_code) END"
+        "        ELSE (s.prev_status, s.prev_code) IS DISTINCT FROM (s.status, s.error_code) END)"
         "  ORDER BY s.ord RETURNING 1"
         ") SELECT count(*) FROM added")
-    created = await conn.fetchval(
-        "WITH up AS ("
-        "  INSERT INTO deliveries (delivery_id, campaign, schedule_task, user_id, channel,"
-        "                          status, error_code, error_message, sent_at, is_test)"
+
+
+async def _set_current(conn: asyncpg.Connection) -> int:
+    """Give each delivery of the batch the outcome of its history with the latest event
+    time (ties: the later arrival) and the earliest ``sent_at`` any outcome gave; returns
+    how many deliveries were created. A delivery already so is not written (its
+    counters' triggers then have nothing to do)."""
+    return await conn.fetchval(
+        "WITH current AS ("
+        "  SELECT DISTINCT ON (h.delivery_id) h.delivery_id, h.status, h.error_code,"
+        "         h.error_message, coalesce(h.occurred_at, h.received_at) AS occurred_at"
+        "  FROM outcome_history h"
+        "  WHERE h.delivery_id IN (SELECT delivery_id FROM outcomes_in)"
+        "  ORDER BY h.delivery_id, coalesce(h.occurred_at, h.received_at) DESC, h.seq DESC"
+        "), batch AS ("
         "  SELECT DISTINCT ON (delivery_id) delivery_id, campaign, schedule_task, user_id,"
-        "         channel, status, error_code, error_message, sent_at, is_test"
-        "  FROM outcomes_in ORDER BY delivery_id, ord DESC"
+        "         channel, is_test, min(sent_at) OVER (PARTITION BY delivery_id) AS sent_at"
+        "  FROM outcomes_in ORDER BY delivery_id, ord"
+        "), up AS ("
+        "  INSERT INTO deliveries (delivery_id, campaign, schedule_task, user_id, channel,"
+        "                          status, error_code, error_message, sent_at, is_test,"
+        "                          occurred_at)"
+        "  SELECT b.delivery_id, b.campaign, b.schedule_task, b.user_id, b.channel, c.status,"
+        "         c.error_code, c.error_message, b.sent_at, b.is_test, c.occurred_at"
+        "  FROM batch b JOIN current c ON c.delivery_id = b.delivery_id"
+        "  ORDER BY b.delivery_id"
         "  ON CONFLICT (delivery_id) DO UPDATE SET status = EXCLUDED.status,"
         "    error_code = EXCLUDED.error_code, error_message = EXCLUDED.error_message,"
-        "    sent_at = EXCLUDED.sent_at"
-        "  WHERE (deliveries.status, deliveries.error_code)"
-        "        IS DISTINCT FROM (EXCLUDED.status, EXCLUDED.error_code)"
+        "    occurred_at = EXCLUDED.occurred_at,"
+        "    sent_at = least(deliveries.sent_at, EXCLUDED.sent_at)"
+        "  WHERE (deliveries.status, deliveries.error_code, deliveries.error_message,"
+        "         deliveries.occurred_at, deliveries.sent_at)"
+        "        IS DISTINCT FROM (EXCLUDED.status, EXCLUDED.error_code, EXCLUDED.error_message,"
+        "         EXCLUDED.occurred_at, least(deliveries.sent_at, EXCLUDED.sent_at))"
         "  RETURNING (xmax = 0) AS inserted"
         ") SELECT count(*) FILTER (WHERE inserted) FROM up")
 
-    suppressed = await conn.execute(
+
+async def _suppress(conn: asyncpg.Connection) -> int:
+    """Hard bounces and dead push tokens put the user on the channel's list, dated by
+    the event (F14); the earliest such event names the reason and the date, whatever
+    the order they arrive in (``tracker.store.suppressions.UPSERT_TAIL``)."""
+    result = await conn.execute(
         "INSERT INTO suppressions (user_id, channel, reason, since)"
         " SELECT DISTINCT ON (user_id, channel) user_id, channel,"
-        "   CASE WHEN status = $1 THEN 'hard_bounce' ELSE 'token_not_registered' END, sent_at"
-        " FROM outcomes_in WHERE status = $1 OR error_code = $2"
-        " ORDER BY user_id, channel, ord"
-        " ON CONFLICT (user_id, channel) DO UPDATE SET reason = EXCLUDED.reason,"
-        " since = EXCLUDED.since WHERE suppressions.reason = 'unsubscribe'",
+        "   CASE WHEN status = $1 THEN 'hard_bounce' ELSE 'token_not_registered' END,"
+        f"   {_EVENT_TIME}"
+        " FROM outcomes_in i WHERE status = $1 OR error_code = $2"
+        f" ORDER BY user_id, channel, {_EVENT_TIME}, ord" + UPSERT_TAIL,
         STATUS_BOUNCED, TOKEN_NOT_REGISTERED)
-    return IngestResult(len(outcomes), changed, created, int(suppressed.rsplit(" ", 1)[1]))
+    return int(result.rsplit(" ", 1)[1])
 
 
 async def _refuse_contradictions(conn: asyncpg.Connection, limit: int = 1000) -> None:
@@ -209,7 +273,10 @@ async def known_delivery(conn: asyncpg.Connection, delivery_id: int) -> KnownDel
 
 
 async def history(conn: asyncpg.Connection, delivery_id: int) -> list[asyncpg.Record]:
-    """A delivery's outcomes in the order they were received."""
+    """A delivery's outcomes in the order they happened (ties: as they were received);
+    the last one is the delivery's current outcome."""
     return await conn.fetch(
-        "SELECT status, error_code, error_message, sent_at, received_at FROM outcome_history"
-        " WHERE delivery_id = $1 ORDER BY seq", delivery_id)
+        "SELECT status, error_code, error_message, sent_at, received_at,"
+        " coalesce(occurred_at, received_at) AS occurred_at FROM outcome_history"
+        " WHERE delivery_id = $1 ORDER BY coalesce(occurred_at, received_at), seq",
+        delivery_id)

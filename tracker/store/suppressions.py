@@ -29,12 +29,16 @@ async def suppressed_among(conn: asyncpg.Connection, user_ids: list[str],
 #: ``import`` marks rows brought in from another platform without a reason.
 REASONS = ("hard_bounce", "complaint", "unsubscribe", "token_not_registered", "import")
 
-# A harder reason replaces an unsubscribe (so a later resubscribe cannot lift a hard
-# bounce); otherwise the first reason and its date are kept.
-_UPSERT_TAIL = (
+#: How a new reason meets the user's row, for every writer but the unsubscribe itself
+#: (which never replaces a row). A harder reason replaces an unsubscribe, so a later
+#: resubscribe cannot lift a hard bounce; among the harder reasons the earliest event
+#: names the reason and the date. Events arrive out of order (SNS keeps none), and
+#: this rule makes the row the same whatever order they arrive in.
+UPSERT_TAIL = (
     " ON CONFLICT (user_id, channel) DO UPDATE SET reason = EXCLUDED.reason,"
     " since = EXCLUDED.since"
-    " WHERE suppressions.reason = 'unsubscribe' AND EXCLUDED.reason <> 'unsubscribe'"
+    " WHERE EXCLUDED.reason <> 'unsubscribe'"
+    " AND (suppressions.reason = 'unsubscribe' OR EXCLUDED.since < suppressions.since)"
 )
 
 
@@ -47,7 +51,7 @@ async def suppress(conn: asyncpg.Connection,
         "INSERT INTO suppressions (user_id, channel, reason, since)"
         " SELECT DISTINCT ON (u, c) u, c, r, s"
         " FROM unnest($1::text[], $2::smallint[], $3::text[], $4::timestamptz[]) AS t(u, c, r, s)"
-        " ORDER BY u, c, (r = 'unsubscribe'), s" + _UPSERT_TAIL,
+        " ORDER BY u, c, (r = 'unsubscribe'), s" + UPSERT_TAIL,
         [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
     return int(result.rsplit(" ", 1)[1])
 
@@ -83,7 +87,7 @@ async def finish_import(conn: asyncpg.Connection) -> int:
         "INSERT INTO suppressions (user_id, channel, reason, since)"
         " SELECT DISTINCT ON (user_id, channel) user_id, channel, reason, since"
         " FROM suppressions_import ORDER BY user_id, channel, (reason = 'unsubscribe'), since"
-        + _UPSERT_TAIL)
+        + UPSERT_TAIL)
     return int(result.rsplit(" ", 1)[1])
 
 

@@ -1,11 +1,11 @@
 """The HTML standard's tokenizer, reduced to what a byte-preserving rewriter needs.
 
 Why hand-written: the rewriter must keep every byte it does not rewrite, so it
-needs the source offsets of each tag and of each attribute value. The Python HTML5
-tokenizers (html5lib, justhtml) give tokens without offsets and run at a few MB/s,
-the C ones (selectolax/lexbor, html5-parser/gumbo) build a tree and expose no
-attribute offsets; ``html.parser`` is not the standard's tokenizer and changed its
-comment and CDATA rules between Python patch releases. This module follows the
+needs the source offsets of each tag and of each attribute value. html5lib gives
+no offsets; justhtml (pure Python) gives a tag's span but its attributes only as a
+dict; the C parsers (selectolax/lexbor, html5-parser/gumbo) build a tree and expose
+no attribute offsets; ``html.parser`` is not the standard's tokenizer and changed
+its comment and CDATA rules between Python patch releases. This module follows the
 standard's state machine (WHATWG HTML, section 13.2.5) and is held to the
 html5lib-tests tokenizer cases (tests/test_html_tokenizer.py).
 

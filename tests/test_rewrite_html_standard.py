@@ -23,6 +23,7 @@ from tests.rewrite_support import (
     click_pattern,
     email_files,
     load_email,
+    shared_emails_missing,
     strip_pixel,
 )
 from tests.support import SECRET_KEYS, Service, scalar
@@ -307,8 +308,7 @@ def _bases() -> list[str]:
     bases = [newsletter("Ann"), newsletter("Ann", uid=1),
              newsletter("Ann").replace('<a href="https://shop.example/3?',
                                        '<a data-track="off" href="https://shop.example/3?')]
-    shared = Path(__file__).resolve().parents[2] / "shared" / "emails"
-    if shared.is_dir():
+    if shared_emails_missing() is None:
         bases += [load_email(p) for p in email_files()[:12]]
     return bases
 

@@ -92,16 +92,21 @@ def outcome_row(event: str, delivery_id: int, campaign: str, user: str, when: st
 
 
 def arrive(service: Service, via: str, order: tuple[str, ...], times: dict[str, str],
-           delivery_id: int, campaign: str, user: str) -> None:
+           delivery_id: int, campaign: str, user: str) -> list[dict]:
+    """Post the events in ``order``; the answers to the SES outcome notifications."""
+    answers = []
     with service.api() as http:
         for event in order:
             if via == "ses" or event == "complaint":
                 response = http.post("/v1/ses", json=ses_note(event, delivery_id, times[event]))
-                assert response.json().get("result") == "applied", response.text
             else:
                 response = http.post("/v1/outcomes", json=[outcome_row(
                     event, delivery_id, campaign, user, times[event])])
-            assert response.status_code == 200, response.text
+            assert response.status_code == 200, f"{event}: {response.text}\n{service.log()[-3000:]}"
+            assert response.json().get("result", "applied") == "applied", response.text
+            if via == "ses" and event != "complaint":
+                answers.append(response.json())
+    return answers
 
 
 def observed(service: Service, delivery_id: int, campaign: str, user: str) -> dict:
@@ -113,13 +118,18 @@ def observed(service: Service, delivery_id: int, campaign: str, user: str) -> di
     log = query(service.dsn, "SELECT event_name, \"timestamp\", error_code, occurred_at"
                 " FROM message_event_log WHERE delivery_id = $1", delivery_id)
     with service.api() as http:
-        suppression = http.get(f"/v1/suppressions/{user}", params={"channel": "email"}).json()
-        march = http.get(f"/v1/reports/campaigns/{campaign}",
-                         params={"from": "2025-03-31", "to": "2025-03-31"}).json()
-        april = http.get(f"/v1/reports/campaigns/{campaign}",
-                         params={"from": "2025-04-01", "to": "2025-04-01"}).json()
-        project = http.get("/v1/reports/project", params={
-            "from": "2025-03-31", "to": "2025-03-31", "campaign_id": campaign}).json()
+        def get(path: str, **params: str) -> dict:
+            response = http.get(path, params=params)
+            assert response.status_code == 200, f"{path}: {response.text}\n{service.log()[-3000:]}"
+            return response.json()
+
+        suppression = get(f"/v1/suppressions/{user}", channel="email")
+        march = get(f"/v1/reports/campaigns/{campaign}", **{"from": "2025-03-31",
+                                                              "to": "2025-03-31"})
+        april = get(f"/v1/reports/campaigns/{campaign}", **{"from": "2025-04-01",
+                                                              "to": "2025-04-01"})
+        project = get("/v1/reports/project", campaign_id=campaign,
+                      **{"from": "2025-03-31", "to": "2025-03-31"})
     return {
         "status": (row["status"], row["error_code"], row["occurred_at"]),
         "sent_at": row["sent_at"],
@@ -151,7 +161,7 @@ def test_every_order_of_arrival_ends_as_the_event_times_decide(
     for number, order in enumerate(orders):
         campaign = f"order-{timeline}-{via}-{number}-{uuid.uuid4().hex[:6]}"
         delivery_id, user = send_email(module_service, campaign)
-        arrive(module_service, via, order, times, delivery_id, campaign, user)
+        answers = arrive(module_service, via, order, times, delivery_id, campaign, user)
         got = observed(module_service, delivery_id, campaign, user)
         context = f"arrival order {order}"
         assert got["status"] == want["status"], context
@@ -168,6 +178,10 @@ def test_every_order_of_arrival_ends_as_the_event_times_decide(
         assert got["march"]["error_codes"] == got["project"]["error_codes"], context
         assert {k: got["april"][k] for k in FIGURES} == dict.fromkeys(FIGURES, 0), context
         assert got["april"]["error_codes"] == [], context
+        if answers:  # SES answers with the delivery's outcome after each notification
+            assert answers[-1]["current"] == {
+                "status": {1: "delivered", 2: "bounced", 3: "soft_bounced"}[status],
+                "error_code": code}, context
         seen.append((got["status"], got["history"], got["suppression"]))
     assert len(set(map(repr, seen))) == 1
 

@@ -66,6 +66,7 @@ log = logging.getLogger("tracker.ses")
 MAX_SES_BODY = 1024 * 1024  # SNS messages are at most 256 KB
 DELIVERY_HEADER = events.DELIVERY_HEADER.lower()
 DELIVERY_TAG = "tracker_delivery_id"
+STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 
 #: SES bounceType:bounceSubType -> (our status, error code). NoEmail and
 #: OnAccountSuppressionList are folded into the codes of docs/figures.md#f9.
@@ -211,6 +212,11 @@ async def handle_notification(request: Request, note: dict) -> dict:
                 delivery_id, known.campaign, known.schedule_task, known.user_id, known.channel,
                 STATUS_CODES[status], code, message, sent_at, known.is_test, occurred_at)])
             applied.update(status=status, error_code=code, changed=bool(ingested.changed))
+            # the delivery's outcome now: another one when this event happened before it
+            now = await outcome_store.current(conn, delivery_id)
+            if now is not None:
+                applied["current"] = {"status": STATUS_NAMES[now["status"]],
+                                      "error_code": now["error_code"]}
         if complaint_at is not None:
             await suppression_store.suppress(
                 conn, [(known.user_id, int(Channel.EMAIL), "complaint", complaint_at)])

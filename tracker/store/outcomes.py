@@ -272,6 +272,13 @@ async def known_delivery(conn: asyncpg.Connection, delivery_id: int) -> KnownDel
     return KnownDelivery(*row.values()) if row else None
 
 
+async def current(conn: asyncpg.Connection, delivery_id: int) -> asyncpg.Record | None:
+    """A delivery's current outcome: (status, error_code, occurred_at)."""
+    return await conn.fetchrow(
+        "SELECT status, error_code, occurred_at FROM deliveries WHERE delivery_id = $1",
+        delivery_id)
+
+
 async def history(conn: asyncpg.Connection, delivery_id: int) -> list[asyncpg.Record]:
     """A delivery's outcomes in the order they happened (ties: as they were received);
     the last one is the delivery's current outcome."""

@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 
-from tracker import metrics
+from tracker import memory, metrics
 from tracker.api import campaigns, messages, openapi
 from tracker.api import conversions as conversion_api
 from tracker.api import outcomes as outcome_api
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         app.state.recorder = recorder
         app.state.shipper = shipper
         shipper.start()
+        memory.freeze_startup()
         try:
             yield
         finally:

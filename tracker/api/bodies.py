@@ -13,18 +13,28 @@ interpreter back every few milliseconds instead of waiting out one long parse.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from tracker import memory
 
 #: the cap of a batch route (outcomes, conversions): ~100,000 outcomes
 MAX_BODY_BYTES = 24 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 #: bodies larger than this are parsed off the event loop
 PARSE_ON_THREAD_BYTES = 256 * 1024
+#: array elements parsed (and used by the caller) between two offers of the
+#: interpreter to other threads: Python's own switch interval (5 ms) would make a
+#: pixel wait that long at each of its few turns while a batch is parsed
+YIELD_EVERY = 32
 
 
 class BadRequest(Exception):
@@ -41,14 +51,32 @@ class BadRequest(Exception):
 MAX_LISTED_ERRORS = 1000
 
 
-def invalid_batch(what: str, errors: list[dict], total: int) -> BadRequest:
-    """The 422 for a batch refused whole: each bad row by index, and what to do."""
-    return BadRequest(422, f"invalid_{what}", {
-        "message": f"{len(errors)} of {total} {what} are invalid; nothing was stored. "
-                   "Fix the rows listed and send the whole batch again.",
-        "rows": errors[:MAX_LISTED_ERRORS],
-        "more": max(0, len(errors) - MAX_LISTED_ERRORS),
-    })
+class BatchErrors:
+    """The bad rows of a batch: the first MAX_LISTED_ERRORS by index, the rest only
+    counted (a batch of 100,000 bad rows must not make 100,000 messages)."""
+
+    __slots__ = ("count", "listed")
+
+    def __init__(self) -> None:
+        self.listed: list[dict] = []
+        self.count = 0
+
+    def add(self, index: int, error: str) -> None:
+        self.count += 1
+        if len(self.listed) < MAX_LISTED_ERRORS:
+            self.listed.append({"index": index, "error": error})
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def refusal(self, what: str, total: int) -> BadRequest:
+        """The 422 for a batch refused whole: each bad row by index, and what to do."""
+        return BadRequest(422, f"invalid_{what}", {
+            "message": f"{self.count} of {total} {what} are invalid; nothing was stored. "
+                       "Fix the rows listed and send the whole batch again.",
+            "rows": self.listed,
+            "more": self.count - len(self.listed),
+        })
 
 
 def error_response(exc: BadRequest) -> JSONResponse:
@@ -63,19 +91,24 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
                          "split it into several requests")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, "body_too_large",
-                             f"the body exceeds {limit} bytes; split it into several requests")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, "body_too_large",
+                                 f"the body exceeds {limit} bytes; split it into several "
+                                 "requests")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        if size >= PARSE_ON_THREAD_BYTES:
+            memory.trim_soon()
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether ``value`` nests arrays and objects deeper than MAX_JSON_DEPTH; walks
-    the containers only, and stops at the first one too deep."""
-    stack = [(value, 1)]
+def _too_deep(value: Any, depth: int = 1) -> bool:
+    """Whether ``value`` (at ``depth``) nests arrays and objects deeper than
+    MAX_JSON_DEPTH; walks the containers only, and stops at the first one too deep."""
+    stack = [(value, depth)]
     while stack:
         item, depth = stack.pop()
         children = item.values() if isinstance(item, dict) else item
@@ -87,8 +120,9 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-_TOO_DEEP = BadRequest(400, "too_deep",
-                       f"JSON nested deeper than {MAX_JSON_DEPTH} levels; flatten the structure")
+def _too_deep_error() -> BadRequest:
+    return BadRequest(400, "too_deep",
+                      f"JSON nested deeper than {MAX_JSON_DEPTH} levels; flatten the structure")
 
 
 def _no_constant(name: str) -> Any:
@@ -101,13 +135,22 @@ _NEXT = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
 
 
 def _loads(text: str) -> Any:
-    """``json.loads`` without NaN and Infinity, a top-level array one element at a
-    time (short calls, so a thread parsing it yields the interpreter often)."""
+    """``json.loads`` without NaN and Infinity; a top-level array element by element."""
     start = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
-    if not text.startswith("[", start):
-        return _DECODER.decode(text)
-    items: list[Any] = []
+    if text.startswith("[", start):
+        return list(_elements(text, start))
+    value = _DECODER.decode(text)
+    if isinstance(value, (dict, list)) and _too_deep(value):
+        raise _too_deep_error()
+    return value
+
+
+def _elements(text: str, start: int) -> Iterator[Any]:
+    """The elements of the array at ``text[start]``, parsed one at a time: short
+    calls (a thread parsing yields the interpreter often) and one element alive at
+    a time for a caller that keeps only what it makes of each."""
     end = _WHITESPACE.match(text, start + 1).end()  # type: ignore[union-attr]
+    count = 0
     if not text.startswith("]", end):
         scan = _DECODER.scan_once
         while True:
@@ -115,7 +158,12 @@ def _loads(text: str) -> Any:
                 item, end = scan(text, end)
             except StopIteration as stop:
                 raise json.JSONDecodeError("Expecting value", text, stop.value) from None
-            items.append(item)
+            if isinstance(item, (dict, list)) and _too_deep(item, 2):
+                raise _too_deep_error()
+            yield item
+            count += 1
+            if not count % YIELD_EVERY:
+                time.sleep(0)  # hand the interpreter to the event loop, if it waits
             separator = _NEXT.match(text, end)
             if separator is None:
                 raise json.JSONDecodeError("Expecting ',' delimiter", text, end)
@@ -126,7 +174,6 @@ def _loads(text: str) -> Any:
         end = _WHITESPACE.match(text, end + 1).end()  # type: ignore[union-attr]
     if end != len(text):
         raise json.JSONDecodeError("Extra data", text, end)
-    return items
 
 
 # A JSON escape (an odd number of backslashes before "u") of NUL or of a UTF-16
@@ -156,7 +203,8 @@ def _unstorable_escape(text: str) -> str | None:
     return "an unpaired UTF-16 surrogate" if pending_high is not None else None
 
 
-def parse_json(raw: bytes) -> Any:
+def _text(raw: bytes) -> str:
+    """The body as text, refused if it holds what PostgreSQL cannot store."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -169,8 +217,13 @@ def parse_json(raw: bytes) -> Any:
         raise BadRequest(400, "bad_text",
                          f"the JSON holds {problem}, which is not storable text; "
                          "remove it or send the character itself in UTF-8")
+    return text
+
+
+@contextlib.contextmanager
+def _as_bad_request() -> Iterator[None]:
     try:
-        value = _loads(text)
+        yield
     except json.JSONDecodeError as exc:
         raise BadRequest(400, "bad_json",
                          f"the body is not valid JSON: {exc.msg} at line {exc.lineno} "
@@ -178,18 +231,71 @@ def parse_json(raw: bytes) -> Any:
     except ValueError as exc:  # NaN, Infinity
         raise BadRequest(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
     except RecursionError:  # nested far deeper than the limit
-        raise _TOO_DEEP from None
-    if isinstance(value, (dict, list)) and _too_deep(value):
-        raise _TOO_DEEP
-    return value
+        raise _too_deep_error() from None
 
 
-async def off_the_loop(work: Any, raw: bytes) -> Any:
-    """``work(raw)``, on a worker thread when ``raw`` is large (see the module
-    docstring); BadRequest passes through."""
+def parse_json(raw: bytes) -> Any:
+    text = _text(raw)
+    with _as_bad_request():
+        return _loads(text)
+
+
+def iter_array(raw: bytes, what: str) -> Iterator[Any]:
+    """The elements of a body that must be a JSON array, parsed as they are taken:
+    a batch's rows need not all exist as Python objects at once."""
+    text = _text(raw)
+    start = _WHITESPACE.match(text).end()  # type: ignore[union-attr]
+    if not text.startswith("[", start):
+        with _as_bad_request():
+            _DECODER.decode(text)  # not JSON at all: say where
+        raise BadRequest(422, "invalid", f"the body must be a JSON array of {what}")
+    elements = _elements(text, start)
+    while True:
+        with _as_bad_request():
+            element = next(elements, _END)
+        if element is _END:
+            return
+        yield element
+
+
+_END = object()
+
+
+async def off_the_loop(work: Callable[[bytes], Any], raw: bytes) -> Any:
+    """``work(raw)``, on a thread of its own when ``raw`` is large (see the module
+    docstring); BadRequest passes through.
+
+    A thread per call rather than the loop's executor: measured with a 10 MB batch,
+    the executor's long-lived worker kept ~85 MB resident after the work was done,
+    a thread that ends gives it back."""
     if len(raw) < PARSE_ON_THREAD_BYTES:
         return work(raw)
-    return await asyncio.to_thread(work, raw)
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if finished.cancelled():
+            return
+        if error is not None:
+            finished.set_exception(error)
+        else:
+            finished.set_result(result)
+
+    def run() -> None:
+        try:
+            result = work(raw)
+        except BadRequest as exc:
+            # a fresh copy, without the traceback: that would hold the frames of
+            # the parse (and every row parsed) in a cycle with this closure, until
+            # a full garbage collection, which may be minutes away
+            loop.call_soon_threadsafe(settle, None, BadRequest(exc.status, exc.error, exc.detail))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="tracker-parse", daemon=True).start()
+    return await finished
 
 
 async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:

@@ -17,8 +17,8 @@ from starlette.routing import Route
 
 from tracker.api.bodies import (
     BadRequest,
+    BatchErrors,
     error_response,
-    invalid_batch,
     off_the_loop,
     parse_json,
     read_body,
@@ -87,14 +87,15 @@ def validate(rows: Any) -> list[store.Conversion]:
         raise BadRequest(413, "too_many_rows", f"{len(rows)} conversions in one request; send "
                                                f"at most {MAX_ROWS} per request")
     now = datetime.now(UTC)
-    parsed, errors = [], []
+    parsed: list[store.Conversion] = []
+    errors = BatchErrors()
     for index, row in enumerate(rows):
         try:
             parsed.append(parse_conversion(row, now))
         except Invalid as exc:
-            errors.append({"index": index, "error": str(exc)})
+            errors.add(index, str(exc))
     if errors:
-        raise invalid_batch("conversions", errors, len(rows))
+        raise errors.refusal("conversions", len(rows))
     return parsed
 
 

@@ -12,6 +12,7 @@ some time after they happen, or in another order, should send it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tracker.api.bodies import BadRequest, error_response, invalid_batch, parse_json, read_body
+from tracker.api.bodies import (
+    BadRequest,
+    BatchErrors,
+    error_response,
+    iter_array,
+    off_the_loop,
+    parse_json,
+    read_body,
+)
 from tracker.api.campaigns import check_id
 from tracker.errorcodes import is_hard_bounce_code, is_soft_bounce_code
 from tracker.store import outcomes as store
@@ -171,57 +180,59 @@ def _is_test(value: Any) -> bool:
     return value
 
 
-def parse_batch(raw: bytes) -> list[Any]:
-    """A JSON array, or NDJSON (one JSON object per line; a lone object is one line)."""
+def parse_batch(raw: bytes) -> Iterator[Any]:
+    """A JSON array, or NDJSON (one JSON object per line; a lone object is one line),
+    row by row as they are taken."""
     stripped = raw.lstrip()
     if not stripped:
         raise BadRequest(400, "empty_body", "the body is empty; send a JSON array of outcomes "
                                             "or NDJSON, one outcome per line")
     if stripped[:1] == b"[":
-        rows = parse_json(raw)
-        if not isinstance(rows, list):
-            raise BadRequest(422, "invalid", "the body must be a JSON array of outcomes")
-        return rows
-    rows = []
+        return iter_array(raw, "outcomes")
+    return _ndjson(raw)
+
+
+def _ndjson(raw: bytes) -> Iterator[Any]:
     for number, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rows.append(parse_json(line))
+            yield parse_json(line)
         except BadRequest as exc:
             raise BadRequest(exc.status, exc.error, f"NDJSON line {number}: {exc.detail}") from None
-    return rows
 
 
-def validate(rows: list[Any]) -> list[store.Outcome]:
+def validate(rows: Iterable[Any]) -> list[store.Outcome]:
     """Every row parsed, or BadRequest 422 listing each bad row."""
-    if not rows:
-        raise BadRequest(422, "invalid", "the batch holds no outcomes; send at least one")
     parsed: list[store.Outcome] = []
-    errors: list[dict] = []
+    errors = BatchErrors()
     first_seen: dict[int, tuple[int, tuple]] = {}
+    index = -1
     for index, row in enumerate(rows):
         try:
             outcome = parse_outcome(row)
         except Invalid as exc:
-            errors.append({"index": index, "error": str(exc)})
+            errors.add(index, str(exc))
             continue
         identity = (outcome.campaign_id, outcome.schedule_task_id, outcome.user_id,
                     outcome.channel)
         seen = first_seen.setdefault(outcome.delivery_id, (index, identity))
         if seen[1] != identity:
-            errors.append({"index": index, "error": (
+            errors.add(index, (
                 f"delivery_id {outcome.delivery_id} appears at index {seen[0]} with another "
-                "campaign_id, schedule_task_id, user_id or channel; one delivery has one of each")})
+                "campaign_id, schedule_task_id, user_id or channel; one delivery has one of each"))
         parsed.append(outcome)
+    if index < 0:
+        raise BadRequest(422, "invalid", "the batch holds no outcomes; send at least one")
     if errors:
-        raise invalid_batch("outcomes", errors, len(rows))
+        raise errors.refusal("outcomes", index + 1)
     return parsed
 
 
 async def post_outcomes(request: Request) -> JSONResponse:
     try:
-        outcomes = validate(parse_batch(await read_body(request)))
+        outcomes = await off_the_loop(lambda raw: validate(parse_batch(raw)),
+                                      await read_body(request))
         async with request.app.state.pool.acquire() as conn:
             result = await store.ingest(conn, outcomes)
     except BadRequest as exc:

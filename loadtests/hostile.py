@@ -205,9 +205,9 @@ async def large_bodies(port: int, api_key: str, attack: Attack, stop: asyncio.Ev
                     await writer.drain()
                 writer.write(b"0\r\n\r\n")
             status, _ = await asyncio.wait_for(_status(reader), 30)
-            attack.count("50 MB body", str(status))
+            attack.count(f"{refused_mb:g} MB body", str(status))
         except (TimeoutError, OSError, asyncio.IncompleteReadError):
-            attack.count("50 MB body", "closed")
+            attack.count(f"{refused_mb:g} MB body", "closed")
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"POST /v1/outcomes HTTP/1.1\r\nHost: t\r\n" + auth +

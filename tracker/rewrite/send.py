@@ -101,7 +101,7 @@ class Sender:
 
     async def prepare(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,
                       schedule_task_id: str, channel: str,
-                      recipients: list[Recipient], attempts_left: int = 5) -> Batch:
+                      recipients: list[Recipient]) -> Batch:
         """Mint ids, check suppressions and record every delivery; the messages are
         then rewritten one by one as :meth:`Batch.results` is iterated.
 
@@ -143,19 +143,9 @@ class Sender:
             prepared.append(PreparedDelivery(delivery_id, campaign.id, task, channel_code,
                                              recipient.user_id, has_html=has_html,
                                              is_test=recipient.is_test))
-        try:
-            async with _connection(db) as conn, conn.transaction():
-                await record_prepared(conn, prepared)
-                await _record_suppressed(conn, suppressed_rows)
-        except asyncpg.UniqueViolationError:
-            # a sender reported an outcome under an id of its own that our block
-            # also holds: nothing was recorded; mint again from fresh blocks
-            if attempts_left <= 1:
-                raise
-            self.delivery_ids.discard_block()
-            return await self.prepare(db, campaign_id=campaign_id,
-                                      schedule_task_id=schedule_task_id, channel=channel,
-                                      recipients=recipients, attempts_left=attempts_left - 1)
+        async with _connection(db) as conn, conn.transaction():
+            await record_prepared(conn, prepared)
+            await _record_suppressed(conn, suppressed_rows)
         return batch
 
     async def send(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,

@@ -73,8 +73,9 @@ async def ensure_schedule_task(conn: asyncpg.Connection, campaign: int,
 class DeliveryIds:
     """Mints delivery ids from blocks of 1000 reserved with one ``nextval``.
 
-    Ids are unique across processes and machines sharing the database, and small
-    (a billion deliveries still fit a 5-byte varint in the token)."""
+    Ids are unique across processes and machines sharing the database, start at
+    ``deliveries.MINTED_FROM`` (where no sender's outcome can create one), and stay
+    small in tokens (five bytes up to a hundred billion deliveries)."""
 
     BLOCK = 1000
 
@@ -92,10 +93,3 @@ class DeliveryIds:
 
     async def mint_many(self, conn: asyncpg.Connection, count: int) -> list[int]:
         return [await self.mint(conn) for _ in range(count)]
-
-    def discard_block(self) -> None:
-        """Forget the reserved block: the next id comes from a fresh one.
-
-        For when an id of the block turned out to be taken (a sender reported an
-        outcome under an id of its own that the sequence had not yet handed out)."""
-        self._next = self._end = 0

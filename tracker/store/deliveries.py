@@ -9,6 +9,11 @@ from dataclasses import dataclass
 
 import asyncpg
 
+#: The first delivery id the tracker mints (sql/059). Ids below it belong to senders,
+#: who may report outcomes for deliveries the tracker did not mint; an outcome may
+#: not create a delivery at or above it, so minted ids can never be taken early.
+MINTED_FROM = 10**12
+
 STATUS_PREPARED = 0
 STATUS_DELIVERED = 1
 STATUS_BOUNCED = 2

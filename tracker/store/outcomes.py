@@ -29,7 +29,7 @@ from typing import NamedTuple
 import asyncpg
 
 from tracker.errorcodes import TOKEN_NOT_REGISTERED
-from tracker.store.deliveries import STATUS_BOUNCED
+from tracker.store.deliveries import MINTED_FROM, STATUS_BOUNCED
 from tracker.store.suppressions import UPSERT_TAIL
 from tracker.tokens import CHANNEL_NAMES, Channel
 
@@ -146,6 +146,7 @@ async def _apply(conn: asyncpg.Connection, outcomes: list[ResolvedOutcome]) -> I
     await conn.copy_records_to_table(
         "outcomes_in", records=[(i, *o) for i, o in enumerate(outcomes)], columns=_COLUMNS)
     await conn.execute("ANALYZE outcomes_in")
+    await _refuse_unminted(conn)
     await _refuse_contradictions(conn)
     changed = await _add_history(conn)
     created = await _set_current(conn)
@@ -237,6 +238,21 @@ async def _suppress(conn: asyncpg.Connection) -> int:
         f" ORDER BY user_id, channel, {_EVENT_TIME}, ord" + UPSERT_TAIL,
         STATUS_BOUNCED, TOKEN_NOT_REGISTERED)
     return int(result.rsplit(" ", 1)[1])
+
+
+async def _refuse_unminted(conn: asyncpg.Connection, limit: int = 1000) -> None:
+    """An outcome may create a delivery the tracker did not mint only under an id
+    below MINTED_FROM: the ids above are the tracker's to hand out."""
+    rows = await conn.fetch(
+        "SELECT i.ord, i.delivery_id FROM outcomes_in i WHERE i.delivery_id >= $1"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.delivery_id = i.delivery_id)"
+        " ORDER BY i.ord LIMIT $2", MINTED_FROM, limit)
+    if rows:
+        raise OutcomeConflict([
+            (r["ord"], f"delivery_id {r['delivery_id']} was never minted by the tracker, and ids "
+                       f"from {MINTED_FROM} up are the tracker's own; give a delivery the "
+                       f"tracker did not send an id below {MINTED_FROM}")
+            for r in rows])
 
 
 async def _refuse_contradictions(conn: asyncpg.Connection, limit: int = 1000) -> None:

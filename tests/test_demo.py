@@ -113,6 +113,7 @@ def demo(databases: Databases, tmp_path: Path):
         running.stop()
 
 
+@pytest.mark.slow  # a demo of thousands of recipients, or a PostgreSQL of its own
 def test_demo_fills_reports_with_campaigns_people_machines_and_outcomes(demo) -> None:
     running, dsn, started = demo
     print("\n".join(running.lines))  # shown when an assertion fails
@@ -207,6 +208,7 @@ def test_demo_refuses_a_database_it_was_not_given(databases: Databases, tmp_path
     assert scalar(dsn, "SELECT count(*) FROM campaigns") == 0
 
 
+@pytest.mark.slow  # a demo of thousands of recipients, or a PostgreSQL of its own
 def test_demo_on_its_own_embedded_database_then_refuses_to_fill_it_again() -> None:
     """The newcomer's path: no TRACKER_DATABASE_URL, a data dir of its own."""
     root = Path(tempfile.mkdtemp(prefix="tracker-demo-"))

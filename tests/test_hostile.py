@@ -46,6 +46,7 @@ def test_headers_over_the_cap_get_431_before_the_edge_sees_them(
     assert _raw(module_service, fits).startswith(b"HTTP/1.1 200 ")
 
 
+@pytest.mark.slow  # waits out the header timeout (10 s)
 def test_a_trickled_request_is_cut_off(module_service: Service) -> None:
     """Slowloris: headers that never finish hold nothing past HEADER_TIMEOUT, even
     while a byte keeps arriving now and then."""
@@ -157,3 +158,19 @@ def test_deep_nesting_is_refused_at_once(module_service: Service) -> None:
     with module_service.api() as api:
         r = api.post("/v1/outcomes", content=b"[" * 2_000_000)
     assert r.status_code == 400 and r.json()["error"] == "too_deep"
+
+
+def test_javascript_links_are_listed_under_warnings(module_service: Service) -> None:
+    """As the README says: a javascript: link is left as written and named in the
+    answer's warnings, so the sender learns it was not tracked."""
+    with module_service.api() as api:
+        r = api.post("/v1/messages", json={
+            "campaign_id": "js", "schedule_task_id": "t", "user_id": "u", "channel": "email",
+            "html": '<html><body><a href="javascript:alert(1)">x</a>'
+                    '<a href=" JavaScript:void(0)">y</a><a href="https://example.com/">z</a>'
+                    "</body></html>"})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert 'href="javascript:alert(1)"' in answer["html"]
+    assert len([w for w in answer["warnings"] if "javascript:" in w]) == 2, answer["warnings"]
+    assert answer["links"] == 1

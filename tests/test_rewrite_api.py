@@ -93,6 +93,7 @@ def test_own_emails_rewritten_and_every_click_lands_on_its_target(
     assert rewrite_and_follow(module_service, emails) == sum(e.links for e in emails)
 
 
+@pytest.mark.slow  # the shared corpus, in addition to the own one
 def test_shared_emails_rewritten_and_every_click_lands_on_its_target(
         module_service: Service) -> None:
     emails = shared_emails()  # skips when ../shared/emails is missing
@@ -298,6 +299,7 @@ def test_cli_recipients_file(module_service: Service, tmp_path: Path) -> None:
     assert b"2 messages written" in done.stderr
 
 
+@pytest.mark.slow  # load: 10,000 recipients in one request
 def test_ten_thousand_recipients_in_one_request(module_service: Service) -> None:
     before = deliveries(module_service)
     response = post(module_service, {

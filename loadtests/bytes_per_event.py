@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: who reads each table (prefix match, longest first): every byte must be earned by a
 #: query that needs it
 READERS: dict[str, str] = {
-    "events": "the log (message_event_log), report edges, conversions' attribution",
+    "events": "the log (message_event_log); raw reads at partial-hour edges",
     "deliveries": "user figures, outcomes, the click ranking's users (F4, F6, F12)",
     "report_event_hours": "count figures and day series (F4)",
     "report_delivery_firsts": "user figures (open/click/conversion users, F4)",
@@ -73,7 +73,23 @@ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 'm')
 """
 
 
-def reader(name: str) -> str:
+#: readers of the event log's indexes (partition index names, normalised)
+INDEX_READERS: dict[str, str] = {
+    "events_schedule_task_ts": "F3 filter of message_event_log; one campaign's click users"
+                               " under a filter",
+    "events_delivery_id_url_id": "conversions' attribution, scanner bursts, the click"
+                                 " ranking's fold (sql/063)",
+    "events_ts_idx": "BRIN: raw events at a period's partial-hour edges",
+    "events_campaign_ts": "(dropped by sql/061)",
+    "events_ts_url_id": "(dropped by sql/061)",
+    "events_delivery_id_ts": "(replaced by sql/063)",
+}
+
+
+def reader(name: str, part: str = "heap") -> str:
+    for prefix, text in INDEX_READERS.items():
+        if part.startswith(prefix):
+            return text
     for prefix in sorted(READERS, key=len, reverse=True):
         if name.startswith(prefix):
             return READERS[prefix]
@@ -103,7 +119,8 @@ def print_table(sizes: list[tuple[str, str, int]], events: int,
     print("| table | heap or index | MB | bytes an event | read by |")
     print("| --- | --- | --- | --- | --- |")
     for table, part, size in rows:
-        print(f"| {table} | {part} | {size / 2**20:.1f} | {size / events:.1f} | {reader(table)} |")
+        print(f"| {table} | {part} | {size / 2**20:.1f} | {size / events:.1f}"
+              f" | {reader(table, part)} |")
     total = sum(r[2] for r in rows)
     print(f"| total | | {total / 2**20:.1f} | {total / events:.1f} | |")
 

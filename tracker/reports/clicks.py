@@ -150,18 +150,22 @@ async def _link_users_raw(conn: asyncpg.Connection, scope: Scope, period: Period
                           include_bots: bool, url_ids: list[int]) -> dict[int, int]:
     """Distinct users per link from one campaign's raw clicks: its clicks are few and
     lie together by time, and its deliveries are hashed alone (an event's delivery is
-    always of the event's campaign), which beats report_click_users' scattered rows."""
+    always of the event's campaign), which beats report_click_users' scattered rows.
+    Its events are found by its schedule tasks (events_task_ts, sql/063)."""
     p = Params()
     human = "" if include_bots else f" AND {HUMAN_SQL.replace('flags', 'e.flags')}"
     campaigns = " LEFT JOIN campaigns c ON c.id = e.campaign" if scope.channel else ""
+    ids = p(list(scope.campaigns or ()))
     sql = f"""
         SELECT url_id, count(*) AS n FROM (
             SELECT e.url_id, d.user_id
             FROM events e
             JOIN (SELECT delivery_id, user_id, is_test, channel FROM deliveries
-                  WHERE campaign = ANY({p(list(scope.campaigns or ()))}::int[])) d
+                  WHERE campaign = ANY({ids}::int[])) d
               ON d.delivery_id = e.delivery_id{campaigns}
-            WHERE e.kind = 2 AND e.ts >= {p(period.start)} AND e.ts < {p(period.end)}
+            WHERE e.schedule_task = ANY(ARRAY(SELECT id FROM schedule_tasks
+                                              WHERE campaign = ANY({ids}::int[])))
+              AND e.kind = 2 AND e.ts >= {p(period.start)} AND e.ts < {p(period.end)}
               AND NOT d.is_test AND e.url_id = ANY({p(url_ids)}::bigint[]){human}
               AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}
             GROUP BY 1, 2) pairs

@@ -24,7 +24,8 @@ DROP INDEX events_click_delivery_ts, events_clicks_campaign_ts;
 -- grouped per (campaign, link, user, hour, human) before they are spread over scopes
 -- and kinds of click, and counter deltas per (scope, link, hour) before they are
 -- spread over hour, day and month (a 500-click batch made ~10,000 rows to aggregate;
--- loadtests/land_cost.py, PostgreSQL's CPU a click: FOLD_BEFORE -> FOLD_AFTER us).
+-- loadtests/land_cost.py, PostgreSQL's CPU a click under stale statistics: 680-880 ->
+-- 109-134 us).
 CREATE OR REPLACE FUNCTION tracker_fold_links(b_delivery bigint[], b_url bigint[],
                                               b_us bigint[], b_flags smallint[],
                                               b_campaign integer[])

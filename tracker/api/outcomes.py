@@ -75,8 +75,12 @@ def parse_timestamp(value: Any, field: str) -> datetime:
                       "2024-05-01T09:30:00+09:00") from None
     if parsed.tzinfo is None:
         raise Invalid(f"{field} {value!r} has no time zone; add Z (UTC) or an offset like +09:00")
-    if not 1970 <= parsed.year <= 9999:
-        raise Invalid(f"{field} {value!r} is out of range (years 1970 to 9999)")
+    try:
+        in_utc = parsed.astimezone(UTC)  # 9999-12-31T23:59:59-23:59 is past year 9999 in UTC
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not 1970 <= in_utc.year <= 9998 or not 1970 <= parsed.year <= 9998:
+        raise Invalid(f"{field} {value!r} is out of range (years 1970 to 9998)")
     return parsed
 
 

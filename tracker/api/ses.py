@@ -238,8 +238,11 @@ async def handle(request: Request) -> JSONResponse:
                 raise BadRequest(422, "invalid", "an SNS Notification needs Message, a string "
                                  "holding the SES notification JSON")
             try:
-                note = json.loads(message)
-            except json.JSONDecodeError:
+                # the same checks as any body: no NUL or lone surrogate, bounded nesting
+                note = parse_json(message.encode("utf-8"))
+            except BadRequest as exc:
+                if exc.error != "bad_json":
+                    raise BadRequest(exc.status, exc.error, f"Message: {exc.detail}") from None
                 note = None
             if not isinstance(note, dict):
                 # e.g. "Successfully validated SNS topic for Amazon SES event publishing."

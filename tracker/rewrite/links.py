@@ -54,7 +54,10 @@ def classify(value: str, public_url: str, utm: tuple[tuple[str, str], ...] = ())
     """Decide for one decoded href (or text URL) whether and what to sign."""
     url = normalise(value)
     if not _HTTP.match(url):
-        return Skip()  # mailto:, tel:, sms:, #fragment, relative, javascript:, cid:, ...
+        if url[:11].lower() == "javascript:":
+            return Skip(f"javascript: links are never tracked (mail clients do not run them); "
+                        f"the link {value[:80]!r} was left as written")
+        return Skip()  # mailto:, tel:, sms:, #fragment, relative, cid:, ...
     if _PLACEHOLDER.search(url):
         return Skip()
     if url.startswith(public_url) and url[len(public_url) : len(public_url) + 1] in ("/", ""):

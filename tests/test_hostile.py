@@ -174,3 +174,19 @@ def test_javascript_links_are_listed_under_warnings(module_service: Service) -> 
     assert 'href="javascript:alert(1)"' in answer["html"]
     assert len([w for w in answer["warnings"] if "javascript:" in w]) == 2, answer["warnings"]
     assert answer["links"] == 1
+
+
+def test_the_user_agent_memory_is_bounded_in_bytes_and_new_agents_by_a_daily_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracker import recorder
+    from tracker.events import dictionary_id
+
+    monkeypatch.setattr(recorder, "USER_AGENT_CACHE_BYTES", 200_000)
+    monkeypatch.setattr(recorder, "NEW_USER_AGENTS_PER_DAY", 300)
+    agents = recorder.UserAgents()
+    seen = [agents(b"Mozilla/5.0 (stranger %d) " % n + b"x" * 20_000) for n in range(1000)]
+    assert agents._bytes <= 200_000 + 2 * 512 + 200  # cleared whenever it passes the cap
+    assert all(len(definition) < 600 for _, _, definition in seen)  # cut to 512 bytes
+    other = dictionary_id(recorder.OTHER_USER_AGENT)
+    assert {ident for ident, _, _ in seen[300:]} == {other}  # past the day's budget
+    assert len({ident for ident, _, _ in seen[:300]}) == 300

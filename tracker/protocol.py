@@ -14,14 +14,17 @@ Here:
   connection (or of the previous response), and a body must not stall for more
   than ``BODY_IDLE_TIMEOUT`` seconds between chunks, or the connection is closed.
 
-Body sizes are capped per route by the application (``tracker.api.bodies``), which
-knows what each route takes.
+The deadlines cost a request two stored timestamps: one sweep a second per worker
+closes the connections past theirs, instead of a timer armed and cancelled for
+every request. Body sizes are capped per route by the application
+(``tracker.api.bodies``), which knows what each route takes.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 #: request line plus all header lines, in bytes
@@ -30,14 +33,21 @@ MAX_HEADER_BYTES = 16 * 1024
 HEADER_TIMEOUT = 10.0
 #: seconds a request body may go without a new chunk
 BODY_IDLE_TIMEOUT = 10.0
+#: seconds between two sweeps for connections past their deadline
+SWEEP_EVERY = 1.0
 
-_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
-    b"content-length: %d\r\n\r\n%s")
 _TOO_LARGE_MESSAGE = (
     b"the request line and headers exceed %d bytes; send fewer or shorter headers\n"
     % MAX_HEADER_BYTES)
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_TOO_LARGE_MESSAGE), _TOO_LARGE_MESSAGE))
+
+# what a connection waits for, and so which deadline applies
+_HEADERS = 0  # a request's line and headers (from connect, or the previous response)
+_BODY = 1  # the next chunk of a request body
+_APPLICATION = 2  # the application's answer: no deadline here
 
 
 class _HeadersTooLarge(Exception):
@@ -48,22 +58,42 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header, header-time and body-idle limits."""
 
     _header_bytes = 0
-    _too_large = False
-    _deadline: asyncio.TimerHandle | None = None
+    _waiting_for = _HEADERS
+    _since = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(HEADER_TIMEOUT)
+        self._since = self.loop.time()
+        _Sweeper.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        _Sweeper.forget(self)
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's own, except that a request refused for its header size is
+        answered 431 (by ``_count``) without a log line: strangers must not be able
+        to fill the log either."""
+        if self._header_bytes > MAX_HEADER_BYTES:
+            return  # refused and closing: the rest is not read
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self._header_bytes > MAX_HEADER_BYTES:
+                return
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
-        if self._deadline is None:
-            self._arm(HEADER_TIMEOUT)
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -74,50 +104,77 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._arm(BODY_IDLE_TIMEOUT)
+        self._waiting_for, self._since = _BODY, self.loop.time()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        self._arm(BODY_IDLE_TIMEOUT)
+        self._since = self.loop.time()
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._waiting_for = _APPLICATION
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm(HEADER_TIMEOUT)  # the next request's headers, on a kept-alive connection
-
-    def send_400_response(self, msg: str) -> None:
-        if not self._too_large:
-            super().send_400_response(msg)
-            return
-        self.transport.write(_TOO_LARGE % (len(_TOO_LARGE_MESSAGE), _TOO_LARGE_MESSAGE))
-        self.transport.close()
+        # the next request's headers, on a kept-alive connection
+        self._waiting_for, self._since = _HEADERS, self.loop.time()
 
     def _count(self, size: int) -> None:
         self._header_bytes += size
         if self._header_bytes > MAX_HEADER_BYTES:
-            self._too_large = True
+            # answered here; the exception stops the parser (see data_received)
+            self.transport.write(_TOO_LARGE)
+            self.transport.close()
             raise _HeadersTooLarge
 
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expire)
+    def past_deadline(self, now: float) -> bool:
+        if self._waiting_for == _HEADERS:
+            return now - self._since > HEADER_TIMEOUT
+        if self._waiting_for == _BODY:
+            return now - self._since > BODY_IDLE_TIMEOUT
+        return False
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self) -> None:
+    def expire(self) -> None:
         """A request that stalls: close the connection (the application, if it was
         reading the body, sees the client disconnect)."""
-        self._deadline = None
-        if self.cycle is not None and not self.cycle.response_complete and self.cycle.more_body:
-            self.cycle.disconnected = True
-            self.cycle.message_event.set()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.more_body:
+            cycle.disconnected = True
+            cycle.message_event.set()
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class _Sweeper:
+    """Closes, once a second, the connections past their deadline (one per loop)."""
+
+    _watched: dict[asyncio.AbstractEventLoop, set[GuardedHttpToolsProtocol]] = {}
+
+    @classmethod
+    def watch(cls, connection: GuardedHttpToolsProtocol) -> None:
+        loop = connection.loop
+        connections = cls._watched.get(loop)
+        if connections is None:
+            connections = cls._watched[loop] = set()
+            loop.call_later(SWEEP_EVERY, cls._sweep, loop)
+        connections.add(connection)
+
+    @classmethod
+    def forget(cls, connection: GuardedHttpToolsProtocol) -> None:
+        connections = cls._watched.get(connection.loop)
+        if connections is not None:
+            connections.discard(connection)
+
+    @classmethod
+    def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
+        connections = cls._watched.get(loop, set())
+        now = loop.time()
+        for connection in [c for c in connections if c.past_deadline(now)]:
+            connections.discard(connection)
+            connection.expire()
+        if loop.is_closed():
+            cls._watched.pop(loop, None)
+        else:
+            loop.call_later(SWEEP_EVERY, cls._sweep, loop)
+

@@ -355,20 +355,12 @@ async def campaign_list(request: Request, lang: str) -> Response:
 
 # ---------------------------------------------------------------- campaign page
 
-async def _both(request: Request, campaign_id: str) -> tuple[dict, dict]:
-    """The campaign report and the project report filtered to the campaign (for its
-    error codes), built side by side on two connections."""
+async def _campaign(request: Request, campaign_id: str) -> dict:
+    """The campaign report under the page's filters (its error codes included)."""
     opts = options(report_params(request, campaign_id=campaign_id),
                    request.app.state.settings.timezone)
-    pool = request.app.state.pool
-    async with pool.acquire() as one, pool.acquire() as two:
-        # both finish before the connections go back, even when one of them fails
-        results = await asyncio.gather(campaign_report.build(one, opts),
-                                       project_report.build(two, opts), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results[0], results[1]
+    async with request.app.state.pool.acquire() as conn:
+        return await campaign_report.build(conn, opts)
 
 
 async def task_names(request: Request, campaign_id: str) -> list[str]:
@@ -431,7 +423,7 @@ def outcome_chart(lang: str, report: dict, width: int = 760) -> Any:
 async def campaign_page(request: Request, lang: str) -> Response:
     """A campaign: headline figures, per-day chart, funnel, links, tasks, outcomes."""
     campaign_id = request.path_params["campaign_id"]
-    report, project = await _both(request, campaign_id)
+    report = await _campaign(request, campaign_id)
     opens_ok = report["opens_measurable"]
     cv_ok = report["conversion_status"] == "measured"
     base = campaign_path(campaign_id)
@@ -445,7 +437,7 @@ async def campaign_page(request: Request, lang: str) -> Response:
          "conversions", measured),
     ], width=460)
     return _page(
-        request, lang, "campaign.html", page="campaign", report=report, project=project,
+        request, lang, "campaign.html", page="campaign", report=report,
         picker=picker(request), tasks=await task_names(request, campaign_id),
         main=headline(lang, report, ["targets", "deliveries", "open_rate", "click_rate",
                                      "click_to_open_rate", "conversions"],
@@ -457,7 +449,7 @@ async def campaign_page(request: Request, lang: str) -> Response:
         outcomes=headline(lang, report, ["bounces", "soft_bounces", "failures", "suppressed"],
                           opens_ok=opens_ok),
         day_chart=day_chart(lang, report["days"], opens_ok), funnel=funnel,
-        outcome_chart=outcome_chart(lang, report, 460), errors=error_rows(project),
+        outcome_chart=outcome_chart(lang, report, 460), errors=error_rows(report),
         task_columns=TASK_COLUMNS, day_columns=DAY_COLUMNS,
         cell_text=lambda key, value: figure_text(lang, key, value, opens_ok=opens_ok,
                                                  cv_ok=cv_ok)[0],
@@ -554,8 +546,7 @@ def _unknown_table(table: str, known: list[str]) -> ReportError:
 async def campaign_csv(request: Request, lang: str) -> Response:
     """A table of the campaign page (or ``all``), under the filters shown (F21)."""
     campaign_id, table = request.path_params["campaign_id"], request.path_params["table"]
-    report, project = await _both(request, campaign_id)
-    report = {**report, "error_codes": project["error_codes"]}
+    report = await _campaign(request, campaign_id)
     tables = tables_of(report, "campaign")
     name = f"{campaign_id}-{table}-{report['from']}-{report['to']}"
     if table == "all":

@@ -12,6 +12,7 @@ from tracker.cli.keys import keys
 from tracker.cli.report import report
 from tracker.cli.rewrite import rewrite
 from tracker.cli.serve import migrate, serve
+from tracker.cli.smtp import smtp
 from tracker.cli.suppressions import suppressions
 from tracker.cli.token import token
 
@@ -23,5 +24,5 @@ def main() -> None:
 
 
 for command in (serve, migrate, demo, token, events, report, rewrite, suppressions,
-                keys):
+                keys, smtp):
     main.add_command(command)

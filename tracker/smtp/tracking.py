@@ -1,0 +1,83 @@
+"""One message, rewritten once per recipient by the engine of ``POST /v1/messages``.
+
+How "nothing recorded unless relayed" is kept: the deliveries are recorded by
+:meth:`Sender.prepare` inside a transaction of our own (its own transaction
+becomes a savepoint), and :func:`recorded` commits it only when the block that
+relays the copies ends without an exception; a refused or unreachable upstream
+rolls every delivery of the message back. The campaign and schedule task rows
+are made before that transaction, committed, because the Sender caches their
+ids: a rolled-back campaign row would leave a cached id pointing at nothing.
+Only status-0 rows are written inside the transaction, which take no counter
+lock (sql/040, sql/055), so a slow upstream holds one pooled connection and
+nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+
+from tracker.rewrite.send import Prepared, Recipient, Sender
+from tracker.smtp.headers import TrackerHeaders
+from tracker.smtp.upstream import Copy
+from tracker.store import campaigns as campaign_store
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """The copies to relay; recipients found suppressed meanwhile get none."""
+
+    copies: list[Copy]
+    suppressed: list[str]
+
+
+def _recipients(fields: TrackerHeaders, addresses: list[str], mime: bytes) -> list[Recipient]:
+    return [Recipient(fields.user or address, mime=mime, is_test=fields.is_test)
+            for address in addresses]
+
+
+async def _ensure_ids(conn: asyncpg.Connection, fields: TrackerHeaders) -> None:
+    assert fields.campaign is not None, "only tracked messages are recorded"
+    campaign = await campaign_store.ensure_campaign(conn, fields.campaign, fields.channel)
+    await campaign_store.ensure_schedule_task(conn, campaign.id, fields.task)
+
+
+@contextlib.asynccontextmanager
+async def recorded(pool: asyncpg.Pool, sender: Sender, fields: TrackerHeaders,
+                   addresses: list[str], mime: bytes) -> AsyncIterator[Tracked]:
+    """Rewrite ``mime`` for each address and record the deliveries; committed only if
+    the ``async with`` body returns. RewriteError (malformed MIME) records nothing."""
+    assert fields.campaign is not None, "only tracked messages are recorded"
+    async with pool.acquire() as conn:
+        await _ensure_ids(conn, fields)
+        async with conn.transaction():
+            batch = await sender.prepare(conn, campaign_id=fields.campaign,
+                                         schedule_task_id=fields.task, channel=fields.channel,
+                                         recipients=_recipients(fields, addresses, mime))
+            copies: list[Copy] = []
+            suppressed: list[str] = []
+            for address, result in zip(addresses, batch.results(), strict=True):
+                if isinstance(result, Prepared) and result.message.mime is not None:
+                    copies.append(Copy(address, result.message.mime))
+                else:
+                    suppressed.append(address)
+            yield Tracked(copies, suppressed)
+
+
+async def record_refused(pool: asyncpg.Pool, sender: Sender, fields: TrackerHeaders,
+                         addresses: list[str]) -> None:
+    """Record the recipients refused at RCPT as suppressed deliveries of the message
+    (F14), once it was relayed to the others: :meth:`Sender.prepare` finds them on
+    the suppression list (by address, as checked at RCPT) and records them as
+    ``suppressed``, as for the API. (One lifted between RCPT and DATA would be
+    recorded as prepared and never sent: a window of one SMTP transaction.)"""
+    if fields.campaign is None or not addresses:
+        return
+    async with pool.acquire() as conn:
+        await _ensure_ids(conn, fields)
+        await sender.prepare(conn, campaign_id=fields.campaign, schedule_task_id=fields.task,
+                             channel=fields.channel,
+                             recipients=[Recipient(a, is_test=fields.is_test) for a in addresses])

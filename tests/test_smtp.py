@@ -309,6 +309,24 @@ def test_size_8bitmime_and_smtputf8_are_advertised_and_honoured(
     assert token.url.startswith("https://")
 
 
+def test_smtputf8_mail_to_an_upstream_without_it_is_refused_saying_why(
+        start_relay: Any) -> None:
+    plain = Sink()
+    controller = Controller(plain, hostname="127.0.0.1", port=free_port(),
+                            enable_SMTPUTF8=False)
+    controller.start()
+    try:
+        relay = start_relay(controller.port)
+        with relay.client() as client, pytest.raises(smtplib.SMTPDataError) as caught:
+            client.sendmail("差出人@sender.example", ["b@example.org"], message(Campaign="c"),
+                            mail_options=["SMTPUTF8"])
+    finally:
+        controller.stop()
+    assert caught.value.smtp_code == 554 and b"does not accept SMTPUTF8" in \
+        caught.value.smtp_error
+    assert plain.received == [] and deliveries(relay.dsn) == []
+
+
 def test_who_may_send_without_auth() -> None:
     allow = networks("10.0.0.0/8, 192.0.2.7")
     assert may_send_without_auth(("127.0.0.1", 5), ())

@@ -60,6 +60,20 @@ def mail_options(options: list[str]) -> list[str]:
     return [o for o in options if o.upper() in PASSED_OPTIONS]
 
 
+def _check_extensions(client: smtplib.SMTP, upstream: Upstream, options: list[str]) -> None:
+    """A message that needs SMTPUTF8 or 8BITMIME cannot go to an upstream without it
+    (the relay converts nothing): refused for good, saying why."""
+    wanted = {o.upper() for o in options}
+    if "SMTPUTF8" in wanted and not client.has_extn("smtputf8"):
+        raise Refused(f"554 5.6.7 the upstream {upstream.address} does not accept SMTPUTF8 "
+                      "(non-ASCII addresses); send with ASCII addresses or use an upstream "
+                      "that supports it")
+    if "BODY=8BITMIME" in wanted and not client.has_extn("8bitmime"):
+        raise Refused(f"554 5.6.3 the upstream {upstream.address} does not accept 8BITMIME; "
+                      "send the message 7-bit (quoted-printable or base64 parts) or use an "
+                      "upstream that supports it")
+
+
 def _send(upstream: Upstream, sender: str, copies: list[Copy], options: list[str]) -> None:
     recipient = copies[0].recipient if copies else ""
     try:
@@ -71,6 +85,7 @@ def _send(upstream: Upstream, sender: str, copies: list[Copy], options: list[str
                 client.ehlo()
             if upstream.user is not None and upstream.password is not None:
                 client.login(upstream.user, upstream.password)
+            _check_extensions(client, upstream, options)
             for copy in copies:
                 recipient = copy.recipient
                 client.sendmail(sender, [copy.recipient], copy.data, options)

@@ -240,9 +240,11 @@ def test_upstream_unreachable_gives_4xx_and_records_nothing(start_relay: Any) ->
     assert deliveries(relay.dsn) == []
 
 
+@pytest.mark.parametrize("reply", ["451 4.3.0 try again later",
+                                   "421 4.3.2 service shutting down"])
 def test_upstream_deferring_mid_message_gives_4xx_and_records_nothing(
-        relay: Relay, sink: Sink) -> None:
-    sink.replies[1] = "451 4.3.0 try again later"  # the second recipient's copy
+        relay: Relay, sink: Sink, reply: str) -> None:
+    sink.replies[1] = reply  # the second recipient's copy
     with relay.client() as client, pytest.raises(smtplib.SMTPDataError) as caught:
         client.sendmail("a@sender.example", ["a@example.org", "b@example.org", "c@example.org"],
                         message(Campaign="c"))

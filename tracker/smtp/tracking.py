@@ -7,9 +7,10 @@ relays the copies ends without an exception; a refused or unreachable upstream
 rolls every delivery of the message back. The campaign and schedule task rows
 are made before that transaction, committed, because the Sender caches their
 ids: a rolled-back campaign row would leave a cached id pointing at nothing.
-Only status-0 rows are written inside the transaction, which take no counter
-lock (sql/040, sql/055), so a slow upstream holds one pooled connection and
-nothing else.
+Status-0 rows take no counter lock (sql/040, sql/055), so a slow upstream holds
+one pooled connection and nothing else; the one exception is a user found
+suppressed only here (X-Tracker-User naming someone other than the address
+checked at RCPT), whose status-5 row takes the counters' lock until the end.
 """
 
 from __future__ import annotations

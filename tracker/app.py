@@ -21,8 +21,10 @@ from tracker.api import outcomes as outcome_api
 from tracker.api import reports as report_api
 from tracker.api import ses as ses_api
 from tracker.api import suppressions as suppression_api
+from tracker.api import tracking_domains as tracking_domain_api
 from tracker.api.auth import RequireAPIKey
 from tracker.config import Settings, load_settings
+from tracker.domains import TrackingDomains
 from tracker.edge import Edge
 from tracker.journal import Journal
 from tracker.recorder import Recorder
@@ -40,7 +42,7 @@ def v1_routes() -> list:
     """Every authenticated route, from the module that owns it."""
     return [*campaigns.routes, *messages.routes, *report_api.routes, *outcome_api.routes,
             *ses_api.routes, *conversion_api.routes, *suppression_api.routes,
-            *openapi.routes]
+            *openapi.routes, *tracking_domain_api.routes]
 
 
 def public_routes() -> list:
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Edge:
     codec = TokenCodec(settings.secret_keys)
     journal = Journal(settings.journal_dir)
     recorder = Recorder(journal)
+    domains = TrackingDomains(settings.public_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -126,11 +129,14 @@ def create_app(settings: Settings | None = None) -> Edge:
         app.state.journal = journal
         app.state.recorder = recorder
         app.state.shipper = shipper
+        app.state.tracking_domains = domains
         shipper.start()
+        refresher = asyncio.create_task(domains.keep_fresh(pool))
         memory.freeze_startup()
         try:
             yield
         finally:
+            refresher.cancel()
             # requests are finished: commit what they appended, then ship it
             await journal.close()
             drained = await shipper.stop()
@@ -162,5 +168,5 @@ def create_app(settings: Settings | None = None) -> Edge:
         exception_handlers={ClientDisconnect: client_gone},
     )
     app.router.redirect_slashes = False
-    edge = Edge(app, codec, recorder)
+    edge = Edge(app, codec, recorder, domains)
     return edge

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from tracker import metrics
+from tracker.domains import TrackingDomains
 from tracker.events import Kind
 from tracker.recorder import Recorder
 from tracker.tokens import InvalidToken, Purpose, TokenCodec
@@ -76,18 +77,23 @@ _REDIRECT_HEADERS = [
 class Edge:
     """ASGI middleware serving the tracking endpoints; everything else goes to ``app``."""
 
-    def __init__(self, app: ASGIApp, codec: TokenCodec, recorder: Recorder | None) -> None:
+    def __init__(self, app: ASGIApp, codec: TokenCodec, recorder: Recorder | None,
+                 domains: TrackingDomains | None = None) -> None:
         self.app = app
         self.codec = codec
         self.recorder = recorder
+        #: hosts this tracker answers on; others are served and counted (None: no check)
+        self.domains = domains
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/o/"):
+                self._check_host(scope)
                 await self._open(scope, send, path[3:])
                 return
             if path.startswith("/c/"):
+                self._check_host(scope)
                 await self._click(scope, send, path[3:])
                 return
         await self.app(scope, receive, send)
@@ -134,6 +140,18 @@ class Edge:
             "headers": [(b"location", location), *_REDIRECT_HEADERS],
         })
         await send(_EMPTY_BODY)
+
+    def _check_host(self, scope: dict) -> None:
+        """Count a hit whose Host names neither the public URL nor a tracking domain:
+        a frozenset lookup, no database (see tracker.domains for the staleness)."""
+        domains = self.domains
+        if domains is None:
+            return
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if not domains.known(value):
+                    metrics.UNKNOWN_HOST.value += 1
+                return
 
     async def _not_allowed(self, send: Callable) -> None:
         await send(_METHOD_NOT_ALLOWED)

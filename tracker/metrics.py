@@ -109,6 +109,9 @@ OPEN_OK, CLICK_OK, CLICK_BAD = _tally(
                            "Events that could not be journaled (disk full, I/O error)")
 (HITS_HELD_BACK,) = _tally("tracker_hits_held_back_total",
                           "Hits that first waited for PostgreSQL to catch up (F18)")
+(UNKNOWN_HOST,) = _tally("tracker_unknown_host_hits_total",
+                         "Open and click hits (served all the same) whose Host is neither "
+                         "TRACKER_PUBLIC_URL's nor a configured tracking domain")
 EVENTS_LANDED = Counter("tracker_events_landed_total", "Events committed to PostgreSQL")
 JOURNAL_BACKLOG = Gauge("tracker_journal_backlog_bytes",
                         "Journal bytes on disk not yet in PostgreSQL (own and adopted journals)",

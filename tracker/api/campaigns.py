@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tracker.api.bodies import BadRequest, error_response, read_json, require_object
+from tracker.domains import TrackingDomains, parse_tracking_domain
 from tracker.rewrite.links import TRACKING_FULL, TRACKING_MODES
 from tracker.store import campaigns as store
 
@@ -56,11 +57,19 @@ async def put_campaign(request: Request) -> JSONResponse:
         if settings.get("tracking", TRACKING_FULL) not in TRACKING_MODES:
             raise BadRequest(422, "invalid", "settings.tracking must be one of "
                              f"{', '.join(TRACKING_MODES)}, not {settings['tracking']!r:.60}")
+        if "tracking_domain" in settings:
+            try:
+                settings["tracking_domain"] = parse_tracking_domain(settings["tracking_domain"])
+            except ValueError as exc:
+                raise BadRequest(422, "invalid", str(exc)) from None
     except BadRequest as exc:
         return error_response(exc)
     async with request.app.state.pool.acquire() as conn:
         campaign = await store.upsert_campaign(conn, campaign_id, name=name, channel=channel,
                                                status=status, settings=settings)
+        domains: TrackingDomains | None = getattr(request.app.state, "tracking_domains", None)
+        if domains is not None and "tracking_domain" in settings:
+            await domains.refresh(conn)  # this worker's edge knows the domain at once
     return JSONResponse(_as_json(campaign))
 
 

@@ -22,6 +22,11 @@ _ERROR = {
 _CHANNEL = {"type": "string", "enum": ["email", "push", "line"]}
 _ID = {"type": "string", "minLength": 1, "maxLength": 200}
 _DATE = {"type": "string", "format": "date", "example": "2026-05-01"}
+_TRACKING_DOMAIN = {
+    "type": "string", "nullable": True, "example": "https://click.brand.example",
+    "description": "origin (no path) of this campaign's pixel, click and unsubscribe URLs; "
+                   "null: TRACKER_PUBLIC_URL",
+}
 _DELIVERY_ID = {"type": "string", "pattern": "^[0-9]{1,19}$", "example": "1000"}
 
 
@@ -132,7 +137,8 @@ def document() -> dict:
                         "properties": {"name": {"type": "string", "maxLength": 1000},
                                        "channel": _CHANNEL,
                                        "status": {"type": "string", "maxLength": 50},
-                                       "settings": {"type": "object"}},
+                                       "settings": {"type": "object", "properties": {
+                                           "tracking_domain": _TRACKING_DOMAIN}}},
                     }),
                     "responses": {**_ok("The campaign"), **_errors(400, 401, 413, 422)},
                 },
@@ -141,6 +147,16 @@ def document() -> dict:
                     "responses": {**_ok("The campaign"), **_errors(401, 404)},
                 },
             },
+            "/tracking-domains": {"get": {
+                "summary": "Tracking domains in use, with the campaigns using each",
+                "responses": {**_ok("[{domain, campaigns}]", {
+                    "type": "array",
+                    "items": {"type": "object", "required": ["domain", "campaigns"],
+                              "properties": {"domain": {"type": "string"},
+                                             "campaigns": {"type": "array",
+                                                           "items": {"type": "string"}}}},
+                }), **_errors(401)},
+            }},
             "/messages": {"post": {
                 "summary": "Rewrite a message (or one per recipient) for tracking",
                 "requestBody": _json_body(_MESSAGE),

@@ -35,9 +35,18 @@ def _metrics_dir(data_dir: Path) -> Path:
               help="Processes serving requests; each has its own journal.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(host: str, port: int, workers: int, log_level: str) -> None:
-    """Migrate the database if needed, then serve."""
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False),
+              help="Serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile.")
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False),
+              help="The PEM private key of --ssl-certfile.")
+def serve(host: str, port: int, workers: int, log_level: str, ssl_certfile: str | None,
+          ssl_keyfile: str | None) -> None:
+    """Migrate the database if needed, then serve (HTTPS with --ssl-certfile/--ssl-keyfile)."""
     import uvicorn
+
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise click.UsageError("--ssl-certfile and --ssl-keyfile go together: give both "
+                               "(PEM certificate and its private key) or neither")
 
     settings = settings_or_exit()
     dsn = database_url(settings)
@@ -47,7 +56,8 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     os.environ["TRACKER_DATA_DIR"] = str(settings.data_dir)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir(settings.data_dir))
-    click.echo(f"tracker: listening on http://{host}:{port} with {workers} worker(s)")
+    scheme = "https" if ssl_certfile else "http"
+    click.echo(f"tracker: listening on {scheme}://{host}:{port} with {workers} worker(s)")
     where = "embedded PostgreSQL in " + str(settings.data_dir / "pgdata") \
         if not settings.database_url else _printable(dsn)
     click.echo(f"tracker: database {where}"
@@ -70,6 +80,8 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
         timeout_keep_alive=5,
         loop="uvloop",
         http="tracker.protocol:GuardedHttpToolsProtocol",
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
 
 

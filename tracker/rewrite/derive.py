@@ -31,6 +31,7 @@ from bisect import bisect_right
 
 from tracker.rewrite.charrefs import name as tag_name
 from tracker.rewrite.html import LinkTag, Scanned, assemble, read_link
+from tracker.rewrite.links import Own
 from tracker.rewrite.template import Template, json_part
 from tracker.rewrite.tokenizer import DATA, START_TAG, TEXT, tokens
 
@@ -64,15 +65,15 @@ def _common_prefix(a: str, i: int, b: str, j: int) -> int:
 class Family:
     """A body compiled in full and what is needed to derive its relatives."""
 
-    __slots__ = ("source", "template", "scanned", "public_url", "utm", "pixel", "_starts",
+    __slots__ = ("source", "template", "scanned", "own", "utm", "pixel", "_starts",
                  "_ends", "_part_starts", "_tag_starts", "_tags")
 
-    def __init__(self, source: str, template: Template, scanned: Scanned, public_url: str,
+    def __init__(self, source: str, template: Template, scanned: Scanned, own: Own | str,
                  utm: tuple, pixel: bool) -> None:
         self.source = source
         self.template = template
         self.scanned = scanned
-        self.public_url = public_url
+        self.own = own
         self.utm = utm
         self.pixel = pixel
         self._starts: list[int] | None = None  # data-state text runs, made on first use
@@ -175,7 +176,7 @@ class Family:
             return None
         attrs, attrs_end = m.span("attrs")
         return LinkTag(start, m.end(), attrs,
-                       read_link(new, attrs, attrs_end, self.public_url, self.utm), False,
+                       read_link(new, attrs, attrs_end, self.own, self.utm), False,
                        old.name, old.self_closing)
 
     def _rebuild(self, new: str, changes: list[tuple[int, int, str]],

@@ -26,6 +26,7 @@ from tracker.rewrite.links import (
     TRACKING_FULL,
     TRACKING_OFF,
     UNSUBSCRIBE_PLACEHOLDER,
+    Own,
     anonymous_id,
 )
 from tracker.rewrite.minting import Minter
@@ -45,6 +46,19 @@ class MessageIds(NamedTuple):
     channel: int  # a Channel value
     is_test: bool = False
     tracking: str = TRACKING_FULL  # the campaign's tracking mode (see links.tracking_mode)
+    #: the campaign's tracking domain (an origin; None: the rewriter's public URL)
+    tracking_domain: str | None = None
+
+
+class _Site(NamedTuple):
+    """The URLs of one base (the public URL or a tracking domain): the prefixes of
+    its links, and the tracker's own URLs that its templates leave unwrapped."""
+
+    own: Own
+    click_prefix: str
+    click_prefix_json: bytes
+    open_prefix: str
+    unsubscribe_prefix: str
 
 
 @dataclass(slots=True)
@@ -69,11 +83,12 @@ class Rewritten:
 class _Filler:
     """Fills templates for one message: one header, lazily minted pixel/unsubscribe."""
 
-    __slots__ = ("rewriter", "header", "unsubscribe_header", "position", "_open",
+    __slots__ = ("rewriter", "site", "header", "unsubscribe_header", "position", "_open",
                  "_unsubscribe", "pixels", "warnings", "_open_json")
 
-    def __init__(self, rewriter: Rewriter, ids: MessageIds) -> None:
+    def __init__(self, rewriter: Rewriter, ids: MessageIds, site: _Site) -> None:
         self.rewriter = rewriter
+        self.site = site
         # the unsubscribe link always names the delivery: it must reach the right person
         self.unsubscribe_header = Minter.header(ids.delivery_id, ids.campaign,
                                                 ids.schedule_task, ids.channel, ids.is_test)
@@ -91,15 +106,14 @@ class _Filler:
 
     def unsubscribe_url(self) -> str:
         if self._unsubscribe is None:
-            r = self.rewriter
-            self._unsubscribe = r.unsubscribe_prefix + r.minter.unsubscribe(
+            self._unsubscribe = self.site.unsubscribe_prefix + self.rewriter.minter.unsubscribe(
                 self.unsubscribe_header)
         return self._unsubscribe
 
     def pixel_tag(self) -> str:
         if self._open is None:
-            r = self.rewriter
-            self._open = PIXEL_TAG.format(url=r.open_prefix + r.minter.open(self.header))
+            self._open = PIXEL_TAG.format(
+                url=self.site.open_prefix + self.rewriter.minter.open(self.header))
         return self._open
 
     def untracked(self, body: str) -> str:
@@ -116,9 +130,8 @@ class _Filler:
         parts = template.json_parts()
         if len(parts) == 1:
             return b'"' + parts[0] + b'"'
-        r = self.rewriter
-        click = r.minter.click_bytes
-        prefix = r.click_prefix_json
+        click = self.rewriter.minter.click_bytes
+        prefix = self.site.click_prefix_json
         header = self.header
         link_bytes = template.link_bytes
         base = self.position
@@ -147,9 +160,8 @@ class _Filler:
         parts = template.parts
         if len(parts) == 1:
             return parts[0]
-        r = self.rewriter
-        click = r.minter.click
-        prefix = r.click_prefix
+        click = self.rewriter.minter.click
+        prefix = self.site.click_prefix
         header = self.header
         link_bytes = template.link_bytes
         base = self.position
@@ -173,7 +185,8 @@ class _Filler:
 
 
 class Rewriter:
-    """Rewrites messages for one signing configuration and public URL."""
+    """Rewrites messages for one signing configuration and public URL (the default
+    base of tracked links; a message's ``tracking_domain`` replaces it)."""
 
     def __init__(self, codec: TokenCodec, public_url: str, *, cache_size: int = 256) -> None:
         self.codec = codec
@@ -184,34 +197,63 @@ class Rewriter:
         self.open_prefix = self.public_url + "/o/"
         self.unsubscribe_prefix = self.public_url + "/u/"
         self.cache = TemplateCache(cache_size)
+        #: every configured tracking domain: links to them are never wrapped either
+        self.tracking_domains: frozenset[str] = frozenset()
+        self._sites: dict[str | None, _Site] = {}
         #: the last HTML body compiled in full per (utm, pixel): personalised copies
         #: of it are derived from its template (see tracker.rewrite.derive)
-        self.families: dict[tuple, Family] = {}
+        self.families: dict[tuple[tuple, bool, Own], Family] = {}
         self.derived = 0
 
-    # --- compile (cached) -----------------------------------------------------------
-    def compile_html(self, html: str, utm: tuple = (), *, pixel: bool = True) -> Template:
-        return self.cache.get(("html", html, utm, pixel), html,
-                              lambda: self._compile_html(html, utm, pixel))
+    def set_tracking_domains(self, domains: frozenset[str]) -> None:
+        """The configured tracking domains (origins, as stored by PUT). Templates are
+        cached by the set, so a change recompiles each body once."""
+        if domains != self.tracking_domains:
+            self.tracking_domains = domains
+            self._sites.clear()
 
-    def _compile_html(self, html: str, utm: tuple, pixel: bool) -> Template:
-        key = (utm, pixel)
+    def site(self, tracking_domain: str | None = None) -> _Site:
+        """The prefixes for links on ``tracking_domain`` (None: the public URL)."""
+        found = self._sites.get(tracking_domain)
+        if found is None:
+            base = tracking_domain or self.public_url
+            domains = self.tracking_domains
+            if tracking_domain and tracking_domain not in domains:
+                domains = domains | {tracking_domain}  # configured since the last refresh
+            if len(self._sites) >= 1024:
+                self._sites.clear()
+            found = self._sites[tracking_domain] = _Site(
+                Own(self.public_url, domains), base + "/c/", json_part(base + "/c/"),
+                base + "/o/", base + "/u/")
+        return found
+
+    # --- compile (cached) -----------------------------------------------------------
+    def compile_html(self, html: str, utm: tuple = (), *, pixel: bool = True,
+                     own: Own | None = None) -> Template:
+        """``own``: the tracker's URLs left unwrapped (default: the public URL's site)."""
+        own = own or self.site().own
+        return self.cache.get(("html", html, utm, pixel, own), html,
+                              lambda: self._compile_html(html, utm, pixel, own))
+
+    def _compile_html(self, html: str, utm: tuple, pixel: bool, own: Own) -> Template:
+        key = (utm, pixel, own)
         family = self.families.get(key)
         if family is not None:
             derived = family.derive(html)
             if derived is not None:
                 self.derived += 1
                 return derived
-        scanned = scan_html(html, self.public_url, utm)
+        scanned = scan_html(html, own, utm)
         template = assemble_scanned(html, scanned, pixel=pixel)
         if len(self.families) >= 64 and key not in self.families:
             self.families.clear()
-        self.families[key] = Family(html, template, scanned, self.public_url, utm, pixel)
+        self.families[key] = Family(html, template, scanned, own, utm, pixel)
         return template
 
-    def compile_text(self, text: str, utm: tuple = ()) -> Template:
-        return self.cache.get(("text", text, utm), text,
-                              lambda: compile_text(text, self.public_url, utm=utm))
+    def compile_text(self, text: str, utm: tuple = (), *, own: Own | None = None) -> Template:
+        own = own or self.site().own
+        return self.cache.get(("text", text, utm, own), text,
+                              lambda: compile_text(text, own, utm=utm))
 
     # --- rewrite ------------------------------------------------------------------
     def rewrite(self, ids: MessageIds, *, html: str | None = None, text: str | None = None,
@@ -223,7 +265,7 @@ class Rewriter:
         pixel (when there is HTML) and the List-Unsubscribe headers; push and LINE
         get neither. ``as_json`` fills ``html_json``/``text_json`` instead of
         ``html``/``text``, for answers that embed the bodies in JSON."""
-        filler = _Filler(self, ids)
+        filler = _Filler(self, ids, self.site(ids.tracking_domain))
         fill = filler.fill_json if as_json else filler.fill
         email = ids.channel == Channel.EMAIL
         out_html = out_text = None
@@ -232,10 +274,11 @@ class Rewriter:
             out_html = None if html is None else fill(html)
             out_text = None if text is None else fill(text)
         else:
+            own = filler.site.own
             if html is not None:
-                out_html = fill(self.compile_html(html, utm, pixel=email))
+                out_html = fill(self.compile_html(html, utm, pixel=email, own=own))
             if text is not None:
-                out_text = fill(self.compile_text(text, utm))
+                out_text = fill(self.compile_text(text, utm, own=own))
         out_headers = dict(headers) if headers else {}
         if email:
             self._email_headers(out_headers, filler, ids.delivery_id)
@@ -252,15 +295,16 @@ class Rewriter:
         Raises RewriteError when the message cannot be read at all (empty, no
         headers, an unknown transfer encoding); a part in an unknown or wrong
         charset is passed through with a warning instead."""
-        filler = _Filler(self, ids)
+        site = self.site(ids.tracking_domain)
+        filler = _Filler(self, ids, site)
         email = ids.channel == Channel.EMAIL
 
         def part(subtype: str, body: str) -> str:
             if ids.tracking == TRACKING_OFF:
                 return filler.untracked(body)
             if subtype == "html":
-                return filler.fill(self.compile_html(body, utm, pixel=email))
-            return filler.fill(self.compile_text(body, utm))
+                return filler.fill(self.compile_html(body, utm, pixel=email, own=site.own))
+            return filler.fill(self.compile_text(body, utm, own=site.own))
 
         headers: dict[str, str] = {}
 
@@ -291,7 +335,8 @@ class Rewriter:
                 theirs.append(headers[name])
             del headers[name]
         headers["List-Unsubscribe"] = unsubscribe_header(
-            filler.unsubscribe_url(), theirs, self.unsubscribe_prefix)
+            filler.unsubscribe_url(), theirs,
+            (filler.site.unsubscribe_prefix, self.unsubscribe_prefix))
         headers["List-Unsubscribe-Post"] = ONE_CLICK
         headers[DELIVERY_HEADER] = str(delivery_id)
 
@@ -299,7 +344,7 @@ class Rewriter:
 _ANGLED = re.compile(r"<([^<>]*)>")
 
 
-def unsubscribe_header(url: str, theirs: list[str], prefix: str) -> str:
+def unsubscribe_header(url: str, theirs: list[str], prefix: str | tuple[str, ...]) -> str:
     """``<url>`` followed by every URI of the sender's own ``List-Unsubscribe``
     values (RFC 2369: angle-bracketed, comma-separated), less any of ours (a
     message rewritten twice does not list two tracker links)."""

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from tracker.rewrite.charrefs import attribute_value
-from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Skip, classify
+from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Own, Skip, classify
 from tracker.rewrite.template import DELETE, PIXEL, UNSUBSCRIBE, Edit, Template, build
 from tracker.rewrite.tokenizer import COMMENT, END, START, attributes, skipping, tokens
 
@@ -41,7 +41,7 @@ _SPACE = "\t\n\f\r "
 #: The rewriter reads link tags and </body>; every other tag is passed over inside
 #: the regular expression engine (see tokenizer.skipping).
 _SCANNER = skipping(("a", "area", "v:"), ("body",))
-#: Link tags read so far, by (attributes as written, public URL, UTM): a campaign's
+#: Link tags read so far, by (attributes as written, the tracker's own URLs, UTM): a campaign's
 #: links are the same in every personalised copy, so each tag is parsed, decoded,
 #: checked and tagged once, not once per recipient.
 _LINKS: dict[tuple, tuple] = {}
@@ -66,22 +66,22 @@ class Scanned(NamedTuple):
     body_end: int | None  # where the last </body> starts
 
 
-def read_link(source: str, start: int, end: int, public_url: str, utm: tuple) -> tuple:
+def read_link(source: str, start: int, end: int, own: Own | str, utm: tuple) -> tuple:
     """What the link tag whose attributes are ``source[start:end]`` becomes:
     ``((start, end, code), decision)`` with offsets from ``start`` (code DELETE for
     a ``data-track="off"`` marker, else 0 and the decision for its href), or
     ``(None, None)``. Remembered by the attributes' text: a campaign's link tags
     recur in every personalised copy."""
-    key = (source[start:end], public_url, utm)
+    key = (source[start:end], own, utm)
     found = _LINKS.get(key)
     if found is None:
         if len(_LINKS) >= _MAX_REMEMBERED:
             _LINKS.clear()
-        found = _LINKS[key] = _read_link(source, start, end, public_url, utm)
+        found = _LINKS[key] = _read_link(source, start, end, own, utm)
     return found
 
 
-def _read_link(source: str, start: int, end: int, public_url: str, utm: tuple) -> tuple:
+def _read_link(source: str, start: int, end: int, own: Own | str, utm: tuple) -> tuple:
     href = None
     for attribute in attributes(source, start, end):
         if attribute.name == "href":
@@ -96,10 +96,10 @@ def _read_link(source: str, start: int, end: int, public_url: str, utm: tuple) -
     if href is None:
         return None, None
     value = attribute_value(source[href.value_start:href.value_end])
-    return (href.value_start - start, href.value_end - start, 0), classify(value, public_url, utm)
+    return (href.value_start - start, href.value_end - start, 0), classify(value, own, utm)
 
 
-def _scan(source: str, base: int, nested: bool, public_url: str, utm: tuple,
+def _scan(source: str, base: int, nested: bool, own: Own | str, utm: tuple,
           links: list[LinkTag]) -> int | None:
     """Collect the link tags of ``source`` (the document, or the inside of a
     conditional comment at ``base``); where its last ``</body>`` starts, if any."""
@@ -111,7 +111,7 @@ def _scan(source: str, base: int, nested: bool, public_url: str, utm: tuple,
             if name == "a" or name == "area" or name.startswith("v:"):
                 links.append(LinkTag(
                     base + token[1], base + token[2], base + token[4],
-                    read_link(source, token[4], token[5], public_url, utm), nested, name,
+                    read_link(source, token[4], token[5], own, utm), nested, name,
                     token[6]))
         elif kind == END:
             if token[3] == "body":
@@ -119,13 +119,13 @@ def _scan(source: str, base: int, nested: bool, public_url: str, utm: tuple,
         elif kind == COMMENT:
             data = source[token[3]:token[4]]
             if "<" in data and _CONDITIONAL.match(data):
-                _scan(data, base + token[3], True, public_url, utm, links)
+                _scan(data, base + token[3], True, own, utm, links)
     return body_end
 
 
-def scan_html(source: str, public_url: str, utm: tuple = ()) -> Scanned:
+def scan_html(source: str, own: Own | str, utm: tuple = ()) -> Scanned:
     links: list[LinkTag] = []
-    body_end = _scan(source, 0, False, public_url, utm, links)
+    body_end = _scan(source, 0, False, own, utm, links)
     return Scanned(links, body_end)
 
 
@@ -164,6 +164,7 @@ def assemble_scanned(source: str, scanned: Scanned, *, pixel: bool = True) -> Te
                     scanned.body_end, pixel=pixel)
 
 
-def compile_html(source: str, public_url: str, *, utm: tuple = (), pixel: bool = True) -> Template:
+def compile_html(source: str, own: Own | str, *, utm: tuple = (),
+                 pixel: bool = True) -> Template:
     """Parse once into a template (see :func:`assemble`)."""
-    return assemble_scanned(source, scan_html(source, public_url, utm), pixel=pixel)
+    return assemble_scanned(source, scan_html(source, own, utm), pixel=pixel)

@@ -24,6 +24,8 @@ _HTTP = re.compile(r"https?:", re.IGNORECASE)
 # newlines anywhere are removed. Browsers follow this, so the redirect must as well.
 _STRIP = "".join(chr(c) for c in range(0x21))
 _TAB_NEWLINE = re.compile(r"[\t\n\r]")
+#: scheme://host[:port] of an http(s) URL (browsers read a backslash there as "/")
+_ORIGIN = re.compile(r"https?://[^/?#\\]*", re.IGNORECASE)
 
 
 class Target(NamedTuple):
@@ -50,8 +52,36 @@ def normalise(raw: str) -> str:
     return url
 
 
-def classify(value: str, public_url: str, utm: tuple[tuple[str, str], ...] = ()) -> Target | Skip:
-    """Decide for one decoded href (or text URL) whether and what to sign."""
+class Own(NamedTuple):
+    """Where the tracker itself answers: links there are never wrapped (again).
+
+    Hashable and cheap to hash (the string and the frozenset cache their hashes),
+    since compiled templates are cached by it."""
+
+    public_url: str  # TRACKER_PUBLIC_URL, without a trailing slash
+    domains: frozenset[str] = frozenset()  # tracking domain origins, lower case
+
+    def holds(self, url: str) -> bool:
+        """Whether ``url`` (already normalised, http or https) is the tracker's."""
+        base = self.public_url
+        if url.startswith(base) and url[len(base) : len(base) + 1] in ("/", ""):
+            return True
+        if not self.domains:
+            return False
+        found = _ORIGIN.match(url)
+        origin = found.group().lower() if found else ""
+        # the setting is stored without a default port; a link may spell one out
+        for default in (":443", ":80"):
+            if origin.endswith(default):
+                return origin in self.domains or origin[: -len(default)] in self.domains
+        return origin in self.domains
+
+
+def classify(value: str, own: Own | str,
+             utm: tuple[tuple[str, str], ...] = ()) -> Target | Skip:
+    """Decide for one decoded href (or text URL) whether and what to sign.
+
+    ``own``: the tracker's own URLs (a plain string: TRACKER_PUBLIC_URL alone)."""
     url = normalise(value)
     if not _HTTP.match(url):
         if url[:11].lower() == "javascript:":
@@ -60,7 +90,7 @@ def classify(value: str, public_url: str, utm: tuple[tuple[str, str], ...] = ())
         return Skip()  # mailto:, tel:, sms:, #fragment, relative, cid:, ...
     if _PLACEHOLDER.search(url):
         return Skip()
-    if url.startswith(public_url) and url[len(public_url) : len(public_url) + 1] in ("/", ""):
+    if (Own(own) if isinstance(own, str) else own).holds(url):
         return Skip()  # already a tracker link (or the pixel): never wrap twice
     if utm:
         url = add_utm(url, utm)

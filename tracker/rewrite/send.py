@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from tracker.domains import REFRESH_SECONDS, domain_of
 from tracker.rewrite.engine import MessageIds, Rewriter, Rewritten
 from tracker.rewrite.links import TRACKING_FULL, TRACKING_OFF, tracking_mode, utm_params
 from tracker.store import campaigns as campaign_store
@@ -80,6 +81,7 @@ class Sender:
         self.delivery_ids = campaign_store.DeliveryIds()
         self._campaigns: dict[str, tuple[float, campaign_store.Campaign]] = {}
         self._tasks: dict[tuple[int, str], int] = {}
+        self._domains_until = 0.0
 
     async def _campaign(self, conn: asyncpg.Connection, campaign_id: str,
                         channel: str) -> campaign_store.Campaign:
@@ -90,6 +92,16 @@ class Sender:
         campaign = await campaign_store.ensure_campaign(conn, campaign_id, channel)
         self._campaigns[campaign_id] = (now + CAMPAIGN_TTL_SECONDS, campaign)
         return campaign
+
+    async def _tracking_domains(self, conn: asyncpg.Connection) -> None:
+        """Every configured tracking domain, re-read at most every REFRESH_SECONDS:
+        links to any of them are the tracker's own and never wrapped. The campaign's
+        own domain is always current (it comes with the campaign)."""
+        now = time.monotonic()
+        if now >= self._domains_until:
+            domains = await campaign_store.tracking_domains(conn)
+            self.rewriter.set_tracking_domains(frozenset(domains))
+            self._domains_until = now + REFRESH_SECONDS
 
     async def _task(self, conn: asyncpg.Connection, campaign: int, task_id: str) -> int:
         key = (campaign, task_id)
@@ -115,12 +127,13 @@ class Sender:
         async with _connection(db) as conn:
             campaign = await self._campaign(conn, campaign_id, channel)
             task = await self._task(conn, campaign.id, schedule_task_id)
+            await self._tracking_domains(conn)
             users = list({r.user_id: None for r in recipients})
             suppressed = await suppressed_among(conn, users, channel_code) if users else {}
             ids = await self.delivery_ids.mint_many(conn, len(recipients))
         tracking = tracking_mode(campaign.settings)
         batch = Batch(self.rewriter, campaign.id, task, channel_code,
-                      utm_params(campaign.settings), tracking)
+                      utm_params(campaign.settings), tracking, domain_of(campaign.settings))
         prepared: list[PreparedDelivery] = []
         suppressed_rows: list[tuple] = []
         for index, (recipient, delivery_id) in enumerate(zip(recipients, ids, strict=True)):
@@ -167,9 +180,11 @@ class Batch:
     """Recorded deliveries whose messages are made on demand, in order."""
 
     def __init__(self, rewriter: Rewriter, campaign: int, task: int, channel: int,
-                 utm: tuple, tracking: str = TRACKING_FULL) -> None:
+                 utm: tuple, tracking: str = TRACKING_FULL,
+                 tracking_domain: str | None = None) -> None:
         self.rewriter = rewriter
         self.tracking = tracking
+        self.tracking_domain = tracking_domain
         self.campaign = campaign
         self.task = task
         self.channel = channel
@@ -182,7 +197,7 @@ class Batch:
 
     def rewrite(self, recipient: Recipient, delivery_id: int, *, as_json: bool) -> Rewritten:
         ids = MessageIds(delivery_id, self.campaign, self.task, self.channel, recipient.is_test,
-                         self.tracking)
+                         self.tracking, self.tracking_domain)
         if recipient.mime is not None:
             return self.rewriter.rewrite_mime(ids, recipient.mime, self.utm)
         return self.rewriter.rewrite(ids, html=recipient.html, text=recipient.text,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Skip, classify
+from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Own, Skip, classify
 from tracker.rewrite.template import UNSUBSCRIBE, Edit, Template, build
 
 _URL = re.compile(r"(?<![A-Za-z0-9_@/.+-])https?://[!#-;=?-~]+", re.IGNORECASE)
@@ -32,7 +32,7 @@ def _trim(url: str) -> str:
     return url
 
 
-def compile_text(source: str, public_url: str, *, utm: tuple = ()) -> Template:
+def compile_text(source: str, own: Own | str, *, utm: tuple = ()) -> Template:
     """Parse once into a template: one slot per trackable URL and per placeholder."""
     edits: list[Edit] = []
     links: list[str] = []
@@ -43,7 +43,7 @@ def compile_text(source: str, public_url: str, *, utm: tuple = ()) -> Template:
         url = _trim(m.group())
         if "://" not in url or url.endswith("://"):
             continue
-        decision = classify(url, public_url, utm)
+        decision = classify(url, own, utm)
         if isinstance(decision, Skip):
             if decision.warning:
                 warnings.append(decision.warning)

@@ -93,3 +93,17 @@ class DeliveryIds:
 
     async def mint_many(self, conn: asyncpg.Connection, count: int) -> list[int]:
         return [await self.mint(conn) for _ in range(count)]
+
+
+async def tracking_domains(conn: asyncpg.Connection) -> dict[str, list[str]]:
+    """Each configured tracking domain (campaign setting ``tracking_domain``) with
+    the ids of the campaigns using it, both in order. The campaigns table is small
+    (one row a campaign), so this reads it whole."""
+    rows = await conn.fetch(
+        "SELECT settings->>'tracking_domain' AS domain, campaign_id FROM campaigns"
+        " WHERE coalesce(settings->>'tracking_domain', '') <> ''"
+        " ORDER BY 1, 2")
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(row["domain"], []).append(row["campaign_id"])
+    return found

@@ -40,9 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: query that needs it
 READERS: dict[str, str] = {
     "events": "the log (message_event_log); raw reads at partial-hour edges",
-    "deliveries": "user figures, outcomes, the click ranking's users (F4, F6, F12)",
+    "deliveries": "user figures with their firsts (sql/064), outcomes, click users (F4, F6, F12)",
     "report_event_hours": "count figures and day series (F4)",
-    "report_delivery_firsts": "user figures (open/click/conversion users, F4)",
     "report_outcome_hours": "outcome figures and error codes (F6, F9)",
     "report_click_hours": "click ranking with a task/channel filter or several campaigns",
     "report_click_users": "click ranking's users with a task/channel filter (F5)",

@@ -79,7 +79,7 @@ AGENTS = ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/60
 
 async def write(conn: asyncpg.Connection, deliveries: list[dict], events: list[tuple]) -> None:
     await conn.execute("TRUNCATE campaigns, schedule_tasks, deliveries, events, urls,"
-                       " report_event_hours, report_delivery_firsts, journal_positions,"
+                       " report_event_hours, journal_positions,"
                        " report_outcome_hours, report_click_hours, report_click_users,"
                        " report_agent_hours, report_link_counts, report_link_returns CASCADE")
     camps, tasks = [], {}
@@ -321,7 +321,8 @@ async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, c
     try:
         await write(conn, deliveries, events)
         snapshot = ("SELECT * FROM report_event_hours ORDER BY 1, 3, 4, 5, 6, 7",
-                    "SELECT * FROM report_delivery_firsts ORDER BY 1",
+                    "SELECT delivery_id, first_open, first_human_open, first_click,"
+                    " first_human_click, first_conversion FROM deliveries ORDER BY 1",
                     "SELECT * FROM report_outcome_hours WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5,"
                     " 6 NULLS FIRST, 7 NULLS FIRST",
                     "SELECT * FROM report_click_hours ORDER BY 1, 2, 3, 4, 5, 6",

@@ -3,7 +3,7 @@
 Count figures come from report_event_hours for whole UTC hours inside the period
 and from raw events for the (rare) partial hours at its edges, or for the whole
 period when a day series is asked in a time zone whose midnights are not on the
-hour. Unique-user figures join the period's deliveries to report_delivery_firsts.
+hour. Unique-user figures read the period's deliveries with their firsts (sql/064).
 Everything is exact: tests/test_reports_exact.py holds it to brute-force SQL.
 What each figure means, and the rules F1..F24 cited below: docs/figures.md.
 """
@@ -380,8 +380,8 @@ def _seen(column: str, kind: int, human: bool, ws: str = "w.ws", we: str = "w.we
     """A delivery had such an event inside its window [ws, we): decided by its first
     one, unless that was before the window (stamped before the send: check raw)."""
     human_sql = f" AND {HUMAN_SQL.replace('flags', 'e.flags')}" if human else ""
-    return f"""(CASE WHEN f.{column} IS NULL THEN false
-                WHEN f.{column} >= {ws} THEN f.{column} < {we}
+    return f"""(CASE WHEN w.{column} IS NULL THEN false
+                WHEN w.{column} >= {ws} THEN w.{column} < {we}
                 ELSE EXISTS (SELECT 1 FROM events e
                              WHERE e.campaign = w.campaign AND e.ts >= {ws} AND e.ts < {we}
                                AND e.delivery_id = w.delivery_id AND e.kind = {kind}{human_sql})
@@ -400,19 +400,13 @@ USER_FIGURES = {
 def _decided(column: str, end: str) -> str:
     """The figure of ``column`` for a delivery whose firsts are all at or after its
     window's start (checked by ``early``): the first one is before the window's end."""
-    return f"f.{column} < {end}"
+    return f"w.{column} < {end}"
 
 
 def _bit(figure: int, day: bool) -> int:
     """A figure's bit in the per-delivery mask: period figures 0..4, day figures 5..9.
     One bit_or per row aggregates all ten (ten bool_or cost 12-15% of the query)."""
     return 1 << (figure + (len(USER_FIGURES) if day else 0))
-
-
-#: periods up to this many days read firsts by delivery id range; longer ones span
-#: most of the table, where one seq scan and a hash were as fast or faster (90 days:
-#: 0.8-0.95 s either way; a year: 2.2-2.5 s hashed, 2.7-3.3 s by range)
-RANGED_DAYS = 62
 
 
 def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
@@ -439,18 +433,8 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
         day_cols = (f"{local_day} AS day, ({local_day})::timestamp AT TIME ZONE {tz} AS ds,"
                     f" ({local_day} + 1)::timestamp AT TIME ZONE {tz} AS de")
         no_day = "NULL::date"
-    firsts = "LEFT JOIN report_delivery_firsts f ON f.delivery_id = w.delivery_id"
-    if period.days <= RANGED_DAYS:
-        # many campaigns' deliveries in a short period: read the firsts of their
-        # delivery id range alone (ids are minted in send order, so a month's
-        # deliveries are one narrow range), not all 900k of the bench data's firsts
-        firsts += (" AND f.delivery_id BETWEEN (SELECT min(delivery_id) FROM w)"
-                   " AND (SELECT max(delivery_id) FROM w)")
-    if scope.campaigns is not None:
-        # one campaign's deliveries: look each one up (OFFSET 0 keeps the planner from
-        # hashing the whole firsts table, a seq scan that grows with the project)
-        firsts = ("LEFT JOIN LATERAL (SELECT * FROM report_delivery_firsts f1"
-                  " WHERE f1.delivery_id = w.delivery_id OFFSET 0) f ON true")
+    # the delivery's firsts, read with it (sql/064)
+    firsts = ", ".join(f"d.{col}" for col, _, _ in USER_FIGURES.values())
     windows = [(False, ("w.ws", "w.we"))] + ([(True, ("w.ds", "w.de"))] if by_day else [])
     bits = []
     for i, (col, kind, human) in enumerate(USER_FIGURES.values()):
@@ -460,7 +444,7 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
     mask = " | ".join(bits)
     early = "false"
     if fast:
-        every_first = ", ".join(f"f.{col}" for col, _, _ in USER_FIGURES.values())
+        every_first = ", ".join(f"w.{col}" for col, _, _ in USER_FIGURES.values())
         # the day window starts at the send's local midnight, never before the period
         early = f"least({every_first}) < {'greatest(w.ds, w.ws)' if by_day else 'w.ws'}"
 
@@ -513,14 +497,14 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
     sql = f"""
         WITH w AS (
             SELECT d.delivery_id, d.campaign, d.schedule_task, d.user_id, {day_cols},
-                   {start}::timestamptz AS ws, {end}::timestamptz AS we
+                   {start}::timestamptz AS ws, {end}::timestamptz AS we, {firsts}
             FROM deliveries d
             WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status = {DELIVERED}
               AND NOT d.is_test AND {scope.where(p, 'd')}
         ), seen AS {"NOT " if alone else ""}MATERIALIZED (
             SELECT w.campaign, w.schedule_task, w.user_id, w.day, {mask} AS m,
                    {early} AS early
-            FROM w {firsts}
+            FROM w
         ), per_task_user AS MATERIALIZED (
             SELECT schedule_task, user_id, bit_or(m) AS m, min(day) AS d0, max(day) AS d1
             FROM seen GROUP BY 1, 2

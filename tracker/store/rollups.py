@@ -6,19 +6,21 @@ these tables for whole hours and stay exactly equal to the raw events.
 
 * report_event_hours: event counts per (campaign, schedule task, channel, UTC hour,
   kind, human) for the count figures.
-* report_delivery_firsts: per delivery the first open, click and conversion, for the
-  unique-user figures.
+* deliveries' firsts (first_open ... first_conversion, sql/064): per delivery the
+  first open, click and conversion, for the unique-user figures, folded in PostgreSQL
+  by tracker_fold_firsts (the one declaration the rebuild uses too).
 * report_click_hours, report_click_users: clicks per link and hour, and per (link,
   user) the first and last click, for the click ranking (sql/040_report_speed.sql).
 * report_agent_hours: opens and clicks per user agent and hour (F22 breakdown).
 * report_link_counts, report_link_returns: the click ranking's, folded by
   tracker.store.link_rollups (sql/060).
 * report_delivery_cells, report_campaign_repeats: the campaign list's people figures,
-  kept by triggers on deliveries and report_delivery_firsts (sql/055).
+  kept by triggers on deliveries (sql/055, sql/064).
 
 ``apply`` is on the serving process's hot path: it aggregates the batch in Python
 (one row per hour and key, one per delivery, one per link and user) and sends only
-the aggregates, after one look-up of the batch's deliveries. Times stay integer
+the aggregates, after one look-up of the batch's deliveries; the firsts are folded in
+PostgreSQL from the batch's times, kinds and flags. Times stay integer
 microseconds since the Unix epoch, as journaled, and become timestamptz in SQL
 (``tracker_time``, sql/056): asyncpg encodes an integer at a quarter of a datetime's
 cost. Rows are sorted by key before the upserts so that concurrent shippers (one per
@@ -80,27 +82,9 @@ ON CONFLICT (campaign, hour, schedule_task, channel, ua_id, kind, human)
 DO UPDATE SET n = h.n + EXCLUDED.n
 """
 
-_FIRSTS = """
-INSERT INTO report_delivery_firsts AS f (delivery_id, first_open, first_human_open,
-                                         first_click, first_human_click, first_conversion)
-SELECT d, tracker_time(o), tracker_time(ho), tracker_time(c), tracker_time(hc),
-       tracker_time(v)
-FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[],
-            $6::bigint[]) AS b (d, o, ho, c, hc, v)
-ON CONFLICT (delivery_id) DO UPDATE SET
-    first_open = least(f.first_open, EXCLUDED.first_open),
-    first_human_open = least(f.first_human_open, EXCLUDED.first_human_open),
-    first_click = least(f.first_click, EXCLUDED.first_click),
-    first_human_click = least(f.first_human_click, EXCLUDED.first_human_click),
-    first_conversion = least(f.first_conversion, EXCLUDED.first_conversion)
-WHERE (f.first_open, f.first_human_open, f.first_click, f.first_human_click,
-       f.first_conversion) IS DISTINCT FROM
-      (least(f.first_open, EXCLUDED.first_open),
-       least(f.first_human_open, EXCLUDED.first_human_open),
-       least(f.first_click, EXCLUDED.first_click),
-       least(f.first_human_click, EXCLUDED.first_human_click),
-       least(f.first_conversion, EXCLUDED.first_conversion))
-"""
+#: the batch's opens, clicks and conversions (times, deliveries, kinds, flags) folded
+#: into their deliveries' firsts (sql/064)
+_FIRSTS = "SELECT tracker_fold_firsts($1::bigint[], $2::bigint[], $3::int2[], $4::int2[])"
 
 _CLICK_USERS = """
 INSERT INTO report_click_users AS u (campaign, url_id, user_id, schedule_task, channel,
@@ -144,7 +128,7 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     hours: dict[tuple, int] = defaultdict(int)
     clicks: dict[tuple, int] = defaultdict(int)
     agents: dict[tuple, int] = defaultdict(int)
-    firsts: dict[int, list] = {}
+    firsts: list[tuple[int, int, int, int]] = []
     users: dict[tuple, list] = {}
     links = link_rollups.LinkBatch()
     for ts, did, url_id, ua_id, campaign, task, kind, flags, _ in rows:
@@ -152,12 +136,8 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
         human = is_human(flags)
         if kind in (1, 2, 5):
             # first-event times count test sends too: the user figures read deliveries,
-            # which exclude them (same as the backfill)
-            first = firsts.setdefault(did, [None] * 5)
-            slot = {1: 0, 2: 2, 5: 4}[kind]
-            first[slot] = _min(first[slot], ts)
-            if human and kind != 5:
-                first[slot + 1] = _min(first[slot + 1], ts)
+            # which exclude them (same as the rebuild)
+            firsts.append((ts, did, kind, flags))
         if delivery is not None and delivery["is_test"]:
             continue
         channel = delivery["channel"] if delivery is not None else fallback.get(campaign, 1)
@@ -178,8 +158,9 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
         await conn.execute(_HOURS, *columns(
             [(*k, n) for k, n in sorted(hours.items())], 7))
     if firsts:
-        await conn.execute(_FIRSTS, *columns(
-            [(did, *f) for did, f in sorted(firsts.items())], 6))
+        # where the deliveries' counters lock was taken before (sql/064 takes it when
+        # a first changes): after report_event_hours, before the click rollups
+        await conn.execute(_FIRSTS, *columns(firsts, 4))
     if clicks:
         await conn.execute(_CLICK_HOURS, *columns(
             [(*k, n) for k, n in sorted(clicks.items())], 7))
@@ -208,7 +189,7 @@ async def rebuild(conn: asyncpg.Connection) -> None:
     async with conn.transaction():
         await conn.execute("LOCK TABLE events IN SHARE MODE")
         await conn.execute("LOCK TABLE deliveries IN SHARE MODE")
-        await conn.execute("TRUNCATE report_event_hours, report_delivery_firsts,"
+        await conn.execute("TRUNCATE report_event_hours,"
                            " report_outcome_hours, report_click_hours, report_click_users,"
                            " report_agent_hours, report_link_counts, report_link_returns")
         await conn.execute(f"""
@@ -218,22 +199,9 @@ async def rebuild(conn: asyncpg.Connection) -> None:
                    e.kind, {human}, count(*)
             {events} WHERE NOT coalesce(d.is_test, false)
             GROUP BY 1, 2, 3, 4, 5, 6""")
-        # the campaign list's counters are rebuilt at the end: their trigger would
-        # only fold every first into an array (1 GB at ~13 million) to be discarded
-        await conn.execute("ALTER TABLE report_delivery_firsts"
-                           " DISABLE TRIGGER report_delivery_firsts_list_insert")
-        await conn.execute(f"""
-            INSERT INTO report_delivery_firsts
-            SELECT delivery_id,
-                   min(ts) FILTER (WHERE kind = 1),
-                   min(ts) FILTER (WHERE kind = 1 AND {HUMAN_SQL}),
-                   min(ts) FILTER (WHERE kind = 2),
-                   min(ts) FILTER (WHERE kind = 2 AND {HUMAN_SQL}),
-                   min(ts) FILTER (WHERE kind = 5)
-            FROM events WHERE kind IN (1, 2, 5)
-            GROUP BY delivery_id""")
-        await conn.execute("ALTER TABLE report_delivery_firsts"
-                           " ENABLE TRIGGER report_delivery_firsts_list_insert")
+        # the shipper's fold over the whole log, a month at a time (sql/064); the
+        # campaign list's counters are counted again at the end
+        await conn.execute("SELECT tracker_refold_firsts()")
         await conn.execute("""
             INSERT INTO report_outcome_hours (campaign, hour, schedule_task, channel, status,
                                               error_code, error_message, n)
@@ -266,30 +234,29 @@ async def rebuild(conn: asyncpg.Connection) -> None:
             {events} WHERE e.kind IN (1, 2) AND NOT coalesce(d.is_test, false)
             GROUP BY 1, 2, 3, 4, 5, 6, 7""")
         await link_rollups.rebuild(conn)
-        # last, from the rebuilt firsts (TRUNCATE of the firsts above emptied the
-        # cells' figures through its trigger; the deliveries' cells are recounted too)
+        # last, from the refolded firsts (the deliveries' cells are recounted too)
         await conn.execute("TRUNCATE report_delivery_cells, report_campaign_repeats")
         await conn.execute("""
             INSERT INTO report_delivery_cells (sent_hour, campaign, figure, event_hour, n)
             SELECT date_trunc('hour', d.sent_at, 'UTC'), d.campaign, x.figure,
                    date_trunc('hour', x.t, 'UTC'), count(*)
             FROM deliveries d
-            LEFT JOIN report_delivery_firsts f ON f.delivery_id = d.delivery_id
             CROSS JOIN LATERAL (VALUES (0::smallint, d.sent_at),
-                                       (1::smallint, f.first_human_open),
-                                       (2::smallint, f.first_open),
-                                       (3::smallint, f.first_human_click),
-                                       (4::smallint, f.first_click),
-                                       (5::smallint, f.first_conversion)) x (figure, t)
+                                       (1::smallint, d.first_human_open),
+                                       (2::smallint, d.first_open),
+                                       (3::smallint, d.first_human_click),
+                                       (4::smallint, d.first_click),
+                                       (5::smallint, d.first_conversion)) x (figure, t)
             WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL AND x.t IS NOT NULL
             GROUP BY 1, 2, 3, 4""")
         await conn.execute("""
             INSERT INTO report_campaign_repeats
-            SELECT s.delivery_id, s.campaign, s.user_id, s.sent_at, f.first_human_open,
-                   f.first_open, f.first_human_click, f.first_click, f.first_conversion
-            FROM (SELECT d.campaign, d.delivery_id, d.user_id, d.sent_at,
+            SELECT s.delivery_id, s.campaign, s.user_id, s.sent_at, s.first_human_open,
+                   s.first_open, s.first_human_click, s.first_click, s.first_conversion
+            FROM (SELECT d.campaign, d.delivery_id, d.user_id, d.sent_at, d.first_human_open,
+                         d.first_open, d.first_human_click, d.first_click,
+                         d.first_conversion,
                          count(*) OVER (PARTITION BY d.campaign, d.user_id) AS k
                   FROM deliveries d
                   WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL) s
-            LEFT JOIN report_delivery_firsts f ON f.delivery_id = s.delivery_id
             WHERE s.k > 1""")

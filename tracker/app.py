@@ -12,7 +12,8 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import Receive, Scope, Send
 
 from tracker import memory, metrics
 from tracker.api import campaigns, messages, openapi
@@ -38,14 +39,14 @@ log = logging.getLogger("tracker")
 READY_BACKLOG_BYTES = 256 * 1024 * 1024
 
 
-def v1_routes() -> list:
+def v1_routes() -> list[BaseRoute]:
     """Every authenticated route, from the module that owns it."""
     return [*campaigns.routes, *messages.routes, *report_api.routes, *outcome_api.routes,
             *ses_api.routes, *conversion_api.routes, *suppression_api.routes,
             *openapi.routes, *tracking_domain_api.routes]
 
 
-def public_routes() -> list:
+def public_routes() -> list[BaseRoute]:
     """Unauthenticated routes besides /o/ and /c/ (served by the edge)."""
     return [*unsubscribe.routes, *ses_api.public_routes, *pages.routes]
 
@@ -90,7 +91,7 @@ async def client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
-async def metrics_endpoint_app(scope: dict, receive, send) -> None:
+async def metrics_endpoint_app(scope: Scope, receive: Receive, send: Send) -> None:
     """Prometheus text format; behind the API key like everything not public."""
     state = scope["app"].state
     metrics.JOURNAL_BACKLOG.set(state.shipper.backlog_bytes())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,7 +36,7 @@ class Settings:
         return self.data_dir / "journal"
 
 
-def _read_or_create(path: Path, make: callable) -> tuple[str, bool]:
+def _read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
     if path.exists():
         return path.read_text().strip(), False
     value = make()
@@ -46,7 +47,7 @@ def _read_or_create(path: Path, make: callable) -> tuple[str, bool]:
     return value, True
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the TRACKER_* variables, generating missing secrets under the data dir."""
     env = os.environ if environ is None else environ
     data_dir = Path(env.get("TRACKER_DATA_DIR") or "./.tracker").resolve()
@@ -105,7 +106,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     )
 
 
-def _size_or_none(env: dict[str, str], name: str) -> int | None:
+def _size_or_none(env: Mapping[str, str], name: str) -> int | None:
     """A positive byte count (suffixes k, M, G accepted), or None when unset."""
     raw = env.get(name, "").strip()
     if not raw:

@@ -12,7 +12,7 @@ journal has made it durable (the acknowledgement is the promise).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracker import metrics
 from tracker.domains import TrackingDomains
@@ -20,8 +20,6 @@ from tracker.events import Kind
 from tracker.recorder import Recorder
 from tracker.tokens import InvalidToken, Purpose, TokenCodec
 from tracker.urls import to_location
-
-ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
 
 #: The smallest transparent 1x1 GIF: 43 bytes.
 PIXEL = (
@@ -85,7 +83,7 @@ class Edge:
         #: hosts this tracker answers on; others are served and counted (None: no check)
         self.domains = domains
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/o/"):
@@ -98,7 +96,7 @@ class Edge:
                 return
         await self.app(scope, receive, send)
 
-    async def _open(self, scope: dict, send: Callable, token: str) -> None:
+    async def _open(self, scope: Scope, send: Send, token: str) -> None:
         method = scope["method"]
         if method != "GET" and method != "HEAD":
             await self._not_allowed(send)
@@ -116,7 +114,7 @@ class Edge:
         await send(_PIXEL_START)
         await send(_PIXEL_BODY if method == "GET" else _EMPTY_BODY)
 
-    async def _click(self, scope: dict, send: Callable, token: str) -> None:
+    async def _click(self, scope: Scope, send: Send, token: str) -> None:
         method = scope["method"]
         if method != "GET" and method != "HEAD":
             await self._not_allowed(send)
@@ -141,7 +139,7 @@ class Edge:
         })
         await send(_EMPTY_BODY)
 
-    def _check_host(self, scope: dict) -> None:
+    def _check_host(self, scope: Scope) -> None:
         """Count a hit whose Host names neither the public URL nor a tracking domain:
         a frozenset lookup, no database (see tracker.domains for the staleness)."""
         domains = self.domains
@@ -153,6 +151,6 @@ class Edge:
                     metrics.UNKNOWN_HOST.value += 1
                 return
 
-    async def _not_allowed(self, send: Callable) -> None:
+    async def _not_allowed(self, send: Send) -> None:
         await send(_METHOD_NOT_ALLOWED)
         await send(_METHOD_NOT_ALLOWED_BODY)

@@ -45,7 +45,8 @@ def start_embedded(pgdata: Path, *, stop_at_exit: bool = True) -> str:
         import pgserver
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        # pgserver imports get_server into its package without re-exporting it
+        server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     if started_here and stop_at_exit:
         atexit.register(pg_ctl_stop, pgdata)
     return server.get_uri()
@@ -53,7 +54,8 @@ def start_embedded(pgdata: Path, *, stop_at_exit: bool = True) -> str:
 
 def pg_ctl_stop(pgdata: Path, mode: str = "fast") -> None:
     """Stop the embedded server in ``pgdata`` now (``mode``: smart, fast, immediate)."""
-    from pgserver._commands import pg_ctl
+    # pgserver makes its pg_ctl wrapper at import time (globals()), so no stub names it
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     if not is_running(pgdata):
         return

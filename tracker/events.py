@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from enum import IntEnum
 from hashlib import blake2b
+from typing import Any
 
 #: The mail header that carries the delivery id: set when a message is rewritten,
 #: read back from bounce notifications (Amazon SES) to find the delivery.
@@ -84,7 +85,7 @@ def encode_definition(dictionary: Dictionary, ident: int, value: bytes) -> bytes
     return bytes((RECORD_DEFINITION,)) + _DEFINITION_HEAD.pack(dictionary, ident) + value
 
 
-def decode_record(body: bytes) -> tuple[int, tuple]:
+def decode_record(body: bytes) -> tuple[int, tuple[Any, ...]]:
     """Return (record type, fields) for one journal record body."""
     rtype = body[0]
     if rtype == RECORD_EVENT:

@@ -114,7 +114,7 @@ class _Group:
     """Records that share one write and one fsync, and one future to wake them."""
 
     segment: int
-    future: asyncio.Future
+    future: asyncio.Future[bool]
     chunks: list[bytes] = field(default_factory=list)
     size: int = 0
 
@@ -230,6 +230,8 @@ class Journal:
         if self._waiting >= self.max_waiting:
             self._note_failure(len(records), "too many hits waiting for the journal")
             return False
+        space = self._space
+        assert space is not None, "open() made it"
         self._waiting += 1
         try:
             deadline = time.monotonic() + self.pending_wait
@@ -240,24 +242,26 @@ class Journal:
                     self._note_failure(len(records), "the journal's commit thread is too far "
                                        "behind (disk too slow)")
                     return False
-                self._space.clear()
+                space.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._space.wait(), left)
+                    await asyncio.wait_for(space.wait(), left)
         finally:
             self._waiting -= 1
         return await self._enqueue(records)
 
-    def _enqueue(self, records: bytes) -> asyncio.Future:
+    def _enqueue(self, records: bytes) -> asyncio.Future[bool]:
+        loop = self._loop
+        assert loop is not None, "open() set it"
         if self._closed:  # a hit that outlived the shutdown: refuse, never hang
             self._note_failure(len(records), "the journal is closed (shutting down)")
-            future = self._loop.create_future()
+            future = loop.create_future()
             future.set_result(False)
             return future
         with self._lock:
             self._pending_bytes += len(records)
             group = self._current
             if group is None:
-                group = self._current = _Group(self._segment, self._loop.create_future())
+                group = self._current = _Group(self._segment, loop.create_future())
                 self._signal()
             group.chunks.append(records)
             group.size += len(records)
@@ -346,6 +350,8 @@ class Journal:
 
     # -- the commit thread ----------------------------------------------------------
     def _run(self) -> None:
+        loop = self._loop
+        assert loop is not None, "open() set it before starting this thread"
         while True:
             self._wake.acquire()  # until _signal(); a signal sent meanwhile is kept
             with self._lock:
@@ -356,7 +362,7 @@ class Journal:
                 self._current = None
             for group in groups:
                 ok = self._commit(group)
-                self._loop.call_soon_threadsafe(self._resolve, group, ok)
+                loop.call_soon_threadsafe(self._resolve, group, ok)
             if self._closing and not groups:
                 with self._lock:
                     if self._current is None and not self._ready:
@@ -372,17 +378,19 @@ class Journal:
         try:
             if self._fd is None or self._fd_segment != group.segment:
                 self._switch_segment(group.segment)
+            fd = self._fd
+            assert fd is not None, "_switch_segment opened it"
             start = self._committed[1] if self._committed[0] == group.segment else 0
             try:
                 written = 0
                 view = memoryview(data)
                 while written < len(data):
-                    written += os.write(self._fd, view[written:])
-                os.fdatasync(self._fd)
+                    written += os.write(fd, view[written:])
+                os.fdatasync(fd)
             except OSError:
                 # leave no half-written group behind: the next group starts clean
-                os.ftruncate(self._fd, start)
-                os.lseek(self._fd, start, os.SEEK_SET)
+                os.ftruncate(fd, start)
+                os.lseek(fd, start, os.SEEK_SET)
                 raise
         except OSError as exc:
             self.stats.write_errors += 1

@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -88,7 +89,7 @@ def _tally(name: str, documentation: str, labelnames: tuple[str, ...] = (),
 class _TallyCollector:
     """Exposes the tallies as counters, under the names they always had."""
 
-    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+    def collect(self) -> Iterator[CounterMetricFamily]:  # prometheus_client's protocol
         for name, documentation, labelnames, tallies in _TALLIES:
             family = CounterMetricFamily(name.removesuffix("_total"), documentation,
                                          labels=labelnames)
@@ -135,7 +136,8 @@ def render() -> tuple[bytes, str]:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        # prometheus_client leaves this constructor unannotated
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 

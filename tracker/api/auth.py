@@ -7,9 +7,9 @@ cannot be added without protection by forgetting a decorator.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 def key_matches(given: str | bytes, expected: str) -> bool:
@@ -19,8 +19,9 @@ def key_matches(given: str | bytes, expected: str) -> bool:
     return hmac.compare_digest(given, expected.encode("utf-8"))
 
 
-def bearer_key(scope: dict) -> bytes | None:
-    for name, value in scope["headers"]:
+def bearer_key(scope: Scope) -> bytes | None:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == b"authorization":
             scheme, _, key = value.partition(b" ")
             if scheme.lower() == b"bearer":
@@ -32,11 +33,11 @@ def bearer_key(scope: dict) -> bytes | None:
 class RequireAPIKey:
     """ASGI wrapper answering 401 unless ``Authorization: Bearer <TRACKER_API_KEY>``."""
 
-    def __init__(self, app: Callable, api_key: str) -> None:
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
         self.api_key = api_key
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             key = bearer_key(scope)
             if key is None or not key_matches(key, self.api_key):

@@ -59,7 +59,7 @@ class BatchErrors:
     __slots__ = ("count", "listed")
 
     def __init__(self) -> None:
-        self.listed: list[dict] = []
+        self.listed: list[dict[str, Any]] = []
         self.count = 0
 
     def add(self, index: int, error: str) -> None:
@@ -157,10 +157,13 @@ def _elements(text: str, start: int) -> Iterator[Any]:
     """The elements of the array at ``text[start]``, parsed one at a time: short
     calls (a thread parsing yields the interpreter often) and one element alive at
     a time for a caller that keeps only what it makes of each."""
-    end = _WHITESPACE.match(text, start + 1).end()  # type: ignore[union-attr]
+    blank = _WHITESPACE.match(text, start + 1)
+    assert blank is not None, "it matches the empty string too"
+    end = blank.end()
     count = 0
     if not text.startswith("]", end):
-        scan = _DECODER.scan_once
+        # set by JSONDecoder.__init__, but typeshed does not declare it
+        scan = _DECODER.scan_once  # type: ignore[attr-defined]
         while True:
             try:
                 item, end = scan(text, end)
@@ -310,7 +313,7 @@ async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
     return await off_the_loop(parse_json, await read_body(request, limit))
 
 
-def require_object(value: Any, what: str = "the body") -> dict:
+def require_object(value: Any, what: str = "the body") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(422, "invalid", f"{what} must be a JSON object")
     return value

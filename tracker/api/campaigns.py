@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -27,7 +29,7 @@ def check_id(value: object, field: str) -> str:
     return value
 
 
-def _as_json(campaign: store.Campaign) -> dict:
+def _as_json(campaign: store.Campaign) -> dict[str, Any]:
     return {
         "campaign_id": campaign.campaign_id,
         "name": campaign.name,

@@ -44,7 +44,10 @@ def parse_conversion(row: Any, now: datetime) -> store.Conversion:
     if unknown:
         problems.append(f"unknown field(s) {', '.join(unknown)[:200]}; allowed: "
                         f"{', '.join(FIELDS)}")
-    user_id = name = ts = value = None
+    user_id: str | None = None
+    name: Any = None
+    ts: datetime | None = None
+    value: Decimal | None = None
     try:
         if "user_id" not in missing:
             user_id = check_field_id(row["user_id"], "user_id")
@@ -74,6 +77,7 @@ def parse_conversion(row: Any, now: datetime) -> store.Conversion:
             value = Decimal(str(raw_value))
     if problems:
         raise Invalid("; ".join(problems))
+    assert user_id is not None and isinstance(name, str) and ts is not None, "checked above"
     return store.Conversion(user_id, name, ts, value)
 
 

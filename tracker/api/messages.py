@@ -19,6 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from tracker.api.bodies import BadRequest, error_response, read_json, require_object
 from tracker.api.campaigns import check_id
@@ -86,7 +87,7 @@ def _is_test(value: Any, where: str, default: bool) -> bool:
     return value
 
 
-def _recipient(item: Any, index: int | None, shared: dict) -> Recipient:
+def _recipient(item: Any, index: int | None, shared: dict[str, Any]) -> Recipient:
     where = "" if index is None else f"recipients[{index}]."
     obj = require_object(item, f"recipients[{index}]") if index is not None else item
     user_id = check_id(obj.get("user_id"), f"{where}user_id")
@@ -102,7 +103,7 @@ def _recipient(item: Any, index: int | None, shared: dict) -> Recipient:
                      headers=headers)
 
 
-def parse(body: Any) -> tuple[dict, list[Recipient], bool]:
+def parse(body: Any) -> tuple[dict[str, Any], list[Recipient], bool]:
     """Validate the whole request: (ids, recipients, is_bulk); BadRequest otherwise."""
     body = require_object(body)
     ids = {
@@ -156,7 +157,7 @@ def as_json(result: Result) -> bytes:
                    "suppressed": True, "reason": result.reason})
 
 
-async def post_messages(request: Request) -> Response:
+async def post_messages(request: Request) -> Response | StreamedMessages:
     try:
         ids, recipients, bulk = parse(await read_json(request, MAX_REQUEST_BYTES))
         batch = await _sender(request).prepare(request.app.state.pool, recipients=recipients,
@@ -181,7 +182,7 @@ class StreamedMessages:
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})
         separator = b"["

@@ -8,6 +8,8 @@ schemathesis fuzzes the service from this document.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -30,7 +32,7 @@ _TRACKING_DOMAIN = {
 _DELIVERY_ID = {"type": "string", "pattern": "^[0-9]{1,19}$", "example": "1000"}
 
 
-def _errors(*codes: int) -> dict:
+def _errors(*codes: int) -> dict[str, Any]:
     described = {
         400: "The body is not valid JSON or not UTF-8",
         401: "Missing or wrong API key",
@@ -45,11 +47,11 @@ def _errors(*codes: int) -> dict:
     }
 
 
-def _json_body(schema: dict) -> dict:
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def _ok(description: str, schema: dict | None = None) -> dict:
+def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     content = {"application/json": {"schema": schema or {"type": "object"}}}
     return {"200": {"description": description, "content": content}}
 
@@ -112,7 +114,7 @@ _REPORT_FILTERS = [
 ]
 
 
-def document() -> dict:
+def document() -> dict[str, Any]:
     """The OpenAPI document (paths relative to the ``/v1`` server)."""
     return {
         "openapi": "3.0.3",

@@ -84,7 +84,7 @@ def parse_timestamp(value: Any, field: str) -> datetime:
     return parsed
 
 
-def _optional_text(row: dict, field: str, limit: int) -> str | None:
+def _optional_text(row: dict[str, Any], field: str, limit: int) -> str | None:
     value = row.get(field)
     if value is None:
         return None
@@ -163,7 +163,7 @@ def _status(value: Any) -> str:
                 if value == "suppressed" else "")
         raise Invalid(f"status must be one of {', '.join(POSTABLE_STATUSES)}, "
                       f"got {value!r:.60}{hint}")
-    return value
+    return str(value)  # one of POSTABLE_STATUSES
 
 
 def _event_time(value: Any) -> datetime | None:
@@ -210,7 +210,7 @@ def validate(rows: Iterable[Any]) -> list[store.Outcome]:
     """Every row parsed, or BadRequest 422 listing each bad row."""
     parsed: list[store.Outcome] = []
     errors = BatchErrors()
-    first_seen: dict[int, tuple[int, tuple]] = {}
+    first_seen: dict[int, tuple[int, tuple[str, str, str, int]]] = {}
     index = -1
     for index, row in enumerate(rows):
         try:

@@ -5,6 +5,8 @@ input gets a 4xx saying what to fix and never reaches the database."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -13,7 +15,7 @@ from tracker.api.bodies import BadRequest, error_response
 from tracker.api.campaigns import check_id
 from tracker.reports import campaign, project
 from tracker.reports.csv import report_csv
-from tracker.reports.options import ReportError, options
+from tracker.reports.options import Builder, ReportError, options
 
 FORMATS = ("json", "csv")
 
@@ -24,14 +26,15 @@ def _params(request: Request, **extra: str) -> dict[str, str | None]:
     return params
 
 
-def _answer(report: dict, fmt: str, filename: str) -> Response:
+def _answer(report: dict[str, Any], fmt: str, filename: str) -> Response:
     if fmt == "csv":
         return Response(report_csv(report), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
     return JSONResponse(report)
 
 
-async def _report(request: Request, builder, extra: dict[str, str], filename: str) -> Response:
+async def _report(request: Request, builder: Builder, extra: dict[str, str],
+                  filename: str) -> Response:
     fmt = request.query_params.get("format", "json")
     try:
         if fmt not in FORMATS:

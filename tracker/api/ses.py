@@ -48,6 +48,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -93,7 +94,7 @@ def bounce_outcome(bounce_type: str, sub_type: str) -> tuple[str, str]:
     return status, f"{bounce_type}:{sub_type}"[:200]
 
 
-def delivery_reference(mail: dict) -> str | None:
+def delivery_reference(mail: dict[str, Any]) -> str | None:
     """The delivery id the rewriting step put on the mail, from headers or tags."""
     headers = mail.get("headers")
     if isinstance(headers, list):
@@ -110,7 +111,7 @@ def delivery_reference(mail: dict) -> str | None:
     return None
 
 
-def _object(value: Any, what: str) -> dict:
+def _object(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(422, "invalid", f"{what} must be a JSON object as SES sends it")
     return value
@@ -122,7 +123,7 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def _event_time(note: dict, key: str) -> datetime | None:
+def _event_time(note: dict[str, Any], key: str) -> datetime | None:
     """When the notification's own event happened (``bounce.timestamp``,
     ``delivery.timestamp``); None (the arrival time) if SES left it out."""
     detail = note.get(key)
@@ -131,8 +132,8 @@ def _event_time(note: dict, key: str) -> datetime | None:
     return parse_timestamp(detail["timestamp"], f"{key}.timestamp")
 
 
-async def _record(conn, kind: str, mail: dict, delivery_id: int | None, result: str,
-                  body: dict) -> None:
+async def _record(conn: asyncpg.Connection, kind: str, mail: dict[str, Any],
+                  delivery_id: int | None, result: str, body: dict[str, Any]) -> None:
     await conn.execute(
         "INSERT INTO ses_notifications (type, message_id, delivery_id, result, body)"
         " VALUES ($1, $2, $3, $4, $5::jsonb)",
@@ -140,7 +141,7 @@ async def _record(conn, kind: str, mail: dict, delivery_id: int | None, result: 
         json.dumps(body))
 
 
-async def handle_notification(request: Request, note: dict) -> dict:
+async def handle_notification(request: Request, note: dict[str, Any]) -> dict[str, Any]:
     """Apply one SES notification; returns what became of it."""
     kind = note.get("notificationType") or note.get("eventType")
     if not isinstance(kind, str):
@@ -207,11 +208,12 @@ async def handle_notification(request: Request, note: dict) -> dict:
             return {"type": kind, "result": result, "delivery_id": str(delivery_id)}
         applied: dict[str, Any] = {"type": kind, "delivery_id": str(delivery_id)}
         if outcome is not None:
-            status, code, message = outcome
+            status, error_code, error_message = outcome
             ingested = await outcome_store.ingest_resolved(conn, [outcome_store.ResolvedOutcome(
                 delivery_id, known.campaign, known.schedule_task, known.user_id, known.channel,
-                STATUS_CODES[status], code, message, sent_at, known.is_test, occurred_at)])
-            applied.update(status=status, error_code=code, changed=bool(ingested.changed))
+                STATUS_CODES[status], error_code, error_message, sent_at, known.is_test,
+                occurred_at)])
+            applied.update(status=status, error_code=error_code, changed=bool(ingested.changed))
             # the delivery's outcome now: another one when this event happened before it
             now = await outcome_store.current(conn, delivery_id)
             if now is not None:
@@ -258,7 +260,7 @@ async def handle(request: Request) -> JSONResponse:
         return error_response(exc)
 
 
-async def _subscription(request: Request, body: dict) -> dict:
+async def _subscription(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     url = body.get("SubscribeURL")
     if body["Type"] == "SubscriptionConfirmation" and not isinstance(url, str):
         raise BadRequest(422, "invalid", "a SubscriptionConfirmation needs SubscribeURL")

@@ -112,4 +112,4 @@ class BurstDetector:
 # a small, stated cost.
 def is_apple_proxy_address(address: str | None) -> bool:
     """True for an IPv4 address (dotted, as ASGI's ``client`` gives it) in 17.0.0.0/8."""
-    return bool(address) and address.startswith("17.") and address.count(".") == 3
+    return address is not None and address.startswith("17.") and address.count(".") == 3

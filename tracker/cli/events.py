@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import click
 
 from tracker.cli.database import connect, database_url, settings_or_exit
@@ -16,12 +17,13 @@ def events(limit: int) -> None:
     settings = settings_or_exit()
     dsn = database_url(settings)
 
-    async def fetch() -> list:
+    async def fetch() -> list[asyncpg.Record]:
         async with connect(dsn) as conn:
-            return await conn.fetch(
+            rows: list[asyncpg.Record] = await conn.fetch(
                 'SELECT "timestamp", event_name, campaign_id, schedule_task_id, delivery_id,'
                 " user_id, channel, coalesce(link_url, error_code, '') AS detail"
                 ' FROM message_event_log ORDER BY "timestamp" DESC LIMIT $1', limit)
+            return rows
 
     rows = asyncio.run(fetch())
     if not rows:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -14,12 +16,14 @@ from tracker.cli.database import connect, database_url, migrate_or_exit, setting
 from tracker.reports import campaign as campaign_report
 from tracker.reports import project as project_report
 from tracker.reports.csv import report_csv
-from tracker.reports.options import ReportError, options
+from tracker.reports.options import Builder, ReportError, options
 
 LISTS = ("days", "schedule_tasks", "click_ranking", "error_codes", "filters")
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 
-def _run(builder, params: dict) -> dict:
+
+def _run(builder: Builder, params: dict[str, str | None]) -> dict[str, Any]:
     settings = settings_or_exit()
     dsn = database_url(settings)
     migrate_or_exit(dsn)
@@ -28,7 +32,7 @@ def _run(builder, params: dict) -> dict:
     except ReportError as exc:
         raise click.BadParameter(exc.detail) from None
 
-    async def fetch() -> dict:
+    async def fetch() -> dict[str, Any]:
         async with connect(dsn) as conn:
             return await builder(conn, opts)
 
@@ -46,14 +50,14 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
     lines = ["  ".join(c.rjust(widths[c]) for c in columns)]
     lines += ["  ".join(_fmt(r.get(c)).rjust(widths[c]) for c in columns) for r in rows]
     return "\n".join(lines)
 
 
-def _show(report: dict, fmt: str) -> None:
+def _show(report: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(report, indent=2))
         return
@@ -81,7 +85,7 @@ def _show(report: dict, fmt: str) -> None:
                    + _table(rows, ["category", "code", "kind", "count", "top_message"]))
 
 
-def _common(f):
+def _common(f: _Command) -> _Command:
     for option in reversed([
         click.option("--from", "from_", required=True, help="first day, YYYY-MM-DD"),
         click.option("--to", required=True, help="last day, YYYY-MM-DD (inclusive)"),
@@ -98,7 +102,8 @@ def _common(f):
     return f
 
 
-def _params(from_, to, schedule_task_id, channel, include_bots, links, **extra) -> dict:
+def _params(from_: str, to: str, schedule_task_id: str | None, channel: str | None,
+            include_bots: bool, links: int, **extra: str | None) -> dict[str, str | None]:
     return {"from": from_, "to": to, "schedule_task_id": schedule_task_id, "channel": channel,
             "include_bots": "true" if include_bots else "false", "links": str(links), **extra}
 
@@ -111,7 +116,7 @@ def report() -> None:
 @report.command("campaign")
 @click.argument("campaign_id")
 @_common
-def campaign_cmd(campaign_id: str, fmt: str, **kwargs) -> None:
+def campaign_cmd(campaign_id: str, fmt: str, **kwargs: Any) -> None:
     """The report of one campaign."""
     _show(_run(campaign_report.build, _params(campaign_id=campaign_id, **kwargs)), fmt)
 
@@ -119,6 +124,6 @@ def campaign_cmd(campaign_id: str, fmt: str, **kwargs) -> None:
 @report.command("project")
 @click.option("--campaign", "campaign_id", help="only this campaign")
 @_common
-def project_cmd(campaign_id: str | None, fmt: str, **kwargs) -> None:
+def project_cmd(campaign_id: str | None, fmt: str, **kwargs: Any) -> None:
     """The report of the whole project (or one campaign), with error codes."""
     _show(_run(project_report.build, _params(campaign_id=campaign_id, **kwargs)), fmt)

@@ -20,6 +20,7 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import Any, Protocol
 
 import click
 
@@ -73,9 +74,13 @@ def _output(result: Prepared, mode: str) -> bytes:
     return ((m.html if mode == "html" else m.text) or "").encode("utf-8")
 
 
+class _Progress(Protocol):
+    def update(self, n_steps: int) -> None: ...
+
+
 async def _run(dsn: str, sender: Sender, users: list[str], data: bytes, mode: str, *,
                campaign: str, task: str, channel: str, is_test: bool,
-               progress=None) -> list[Result]:
+               progress: _Progress | None = None) -> list[Result]:
     results: list[Result] = []
     async with connect(dsn) as conn:
         for start in range(0, len(users), BATCH):
@@ -109,7 +114,11 @@ def rewrite(campaign_id: str, task: str, user: str | None, recipients: Path | No
         raise click.UsageError("give exactly one of --user or --recipients")
     if recipients is not None and out is None:
         raise click.UsageError("--recipients needs --out DIR for the messages")
-    users = [user] if user is not None else read_recipients(recipients)
+    if recipients is None:
+        assert user is not None, "exactly one of the two, checked above"
+        users = [user]
+    else:
+        users = read_recipients(recipients)
     data = sys.stdin.buffer.read()
     if not data.strip():
         raise click.ClickException("stdin is empty; pipe the message to rewrite into it")
@@ -117,20 +126,23 @@ def rewrite(campaign_id: str, task: str, user: str | None, recipients: Path | No
     dsn = database_url(settings)
     migrate_or_exit(dsn)
     sender = Sender(Rewriter(TokenCodec(settings.secret_keys), settings.public_url))
-    options = {"campaign": campaign_id, "task": task, "channel": channel, "is_test": is_test}
+    def run(progress: _Progress | None = None) -> list[Result]:
+        return asyncio.run(_run(dsn, sender, users, data, mode, campaign=campaign_id, task=task,
+                                channel=channel, is_test=is_test, progress=progress))
+
     try:
         if recipients is None:
-            results = asyncio.run(_run(dsn, sender, users, data, mode, **options))
+            results = run()
         else:
             with click.progressbar(length=len(users), label="rewriting", file=sys.stderr,
                                    show_pos=True) as bar:
-                results = asyncio.run(_run(dsn, sender, users, data, mode, progress=bar,
-                                           **options))
+                results = run(bar)
     except RewriteError as exc:
         raise click.ClickException(f"{exc} (nothing was recorded)") from exc
     if recipients is None:
         _single(results[0], mode)
     else:
+        assert out is not None, "--recipients needs --out, checked above"
         _many(results, mode, out)
 
 
@@ -156,6 +168,7 @@ def _many(results: list[Result], mode: str, out: Path) -> None:
     suppressed = 0
     with (out / "index.ndjson").open("w", encoding="utf-8") as index:
         for result in results:
+            line: dict[str, Any]
             if isinstance(result, Prepared):
                 name = f"{result.message.delivery_id}{suffix}"
                 (out / name).write_bytes(_output(result, mode))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,14 +79,14 @@ async def import_file(dsn: str, path: Path) -> tuple[int, int]:
     async with connect(dsn) as conn, conn.transaction():
         await store.begin_import(conn)
         with path.open(newline="", encoding="utf-8-sig") as fh, click.progressbar(
-                length=total, label="importing", file=click.get_text_stream("stderr")) as bar:
+                length=total, label="importing", file=sys.stderr) as bar:
             reader = csv.DictReader(fh)
             missing = [c for c in ("user_id", "channel") if c not in (reader.fieldnames or [])]
             if missing:
                 raise click.ClickException(
                     f"{path}: the header must name the columns {','.join(COLUMNS)}; "
                     f"missing {', '.join(missing)}")
-            chunk: list[tuple] = []
+            chunk: list[tuple[str, int, str, datetime]] = []
             for row in reader:
                 read += 1
                 try:
@@ -117,7 +118,7 @@ async def export_file(dsn: str, path: Path) -> int:
         channel_case = " ".join(f"WHEN {int(c)} THEN '{n}'" for c, n in CHANNEL_NAMES.items())
         written = 0
         with path.open("wb") as fh, click.progressbar(
-                length=total, label="exporting", file=click.get_text_stream("stderr")) as bar:
+                length=total, label="exporting", file=sys.stderr) as bar:
 
             async def sink(data: bytes) -> None:
                 nonlocal written

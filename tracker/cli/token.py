@@ -6,6 +6,7 @@ of the hits show up with that user in the event log and the reports."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import click
 
@@ -31,7 +32,7 @@ async def _mint(dsn: str, codec: TokenCodec, purpose: Purpose, *, campaign_id: s
     return codec.mint(purpose, data)
 
 
-def _command(purpose: Purpose):
+def _command(purpose: Purpose) -> Callable[..., None]:
     @click.option("--campaign", "campaign_id", default="manual", show_default=True)
     @click.option("--task", default="manual", show_default=True, help="Schedule task id.")
     @click.option("--user", default="tester", show_default=True)

@@ -5,7 +5,9 @@ Shared by the API and the CLI so both accept and refuse exactly the same input.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -33,6 +35,10 @@ class Options:
     channel: str | None = None
     include_bots: bool = False
     links: int = 100
+
+
+#: A report built from its options: tracker.reports.campaign.build or project.build.
+Builder = Callable[[asyncpg.Connection, Options], Awaitable[dict[str, Any]]]
 
 
 def parse_bool(value: str | None, name: str) -> bool:

@@ -45,7 +45,7 @@ def _numeric(code: int) -> str:
     return _C1.get(code) or chr(code)
 
 
-def _named(text: str, match: re.Match, in_attribute: bool) -> tuple[str, int]:
+def _named(text: str, match: re.Match[str], in_attribute: bool) -> tuple[str, int]:
     """(replacement, end) for a named reference starting at ``match.start()``."""
     name, semicolon = match.group(3), match.group(4)
     if semicolon and name + ";" in _NAMED:

@@ -31,7 +31,7 @@ from bisect import bisect_right
 
 from tracker.rewrite.charrefs import name as tag_name
 from tracker.rewrite.html import LinkTag, Scanned, assemble, read_link
-from tracker.rewrite.links import Own
+from tracker.rewrite.links import UTM, Own
 from tracker.rewrite.template import Template, json_part
 from tracker.rewrite.tokenizer import DATA, START_TAG, TEXT, tokens
 
@@ -69,7 +69,7 @@ class Family:
                  "_ends", "_part_starts", "_tag_starts", "_tags")
 
     def __init__(self, source: str, template: Template, scanned: Scanned, own: Own | str,
-                 utm: tuple, pixel: bool) -> None:
+                 utm: UTM, pixel: bool) -> None:
         self.source = source
         self.template = template
         self.scanned = scanned
@@ -215,7 +215,8 @@ class Family:
             edited.setdefault(index, []).append((start, end, text))
         for index, part_changes in edited.items():
             part_start, part_end = bounds[index]
-            pieces, position = [], part_start
+            pieces: list[str] = []
+            position = part_start
             for start, end, text in part_changes:
                 pieces += (self.source[position:start], text)
                 position = end

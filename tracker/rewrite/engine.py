@@ -13,8 +13,10 @@ by the sender's own process), so the per-recipient path is only token signing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from email.message import Message
+from typing import NamedTuple, TypeVar
 
 from tracker.events import DELIVERY_HEADER
 from tracker.rewrite import mime
@@ -26,6 +28,7 @@ from tracker.rewrite.links import (
     TRACKING_FULL,
     TRACKING_OFF,
     UNSUBSCRIBE_PLACEHOLDER,
+    UTM,
     Own,
     anonymous_id,
 )
@@ -35,6 +38,8 @@ from tracker.rewrite.text import compile_text
 from tracker.tokens import Channel, TokenCodec
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
+
+_Body = TypeVar("_Body", str, bytes)  # a filled body: text, or a JSON string literal
 
 
 class MessageIds(NamedTuple):
@@ -202,7 +207,7 @@ class Rewriter:
         self._sites: dict[str | None, _Site] = {}
         #: the last HTML body compiled in full per (utm, pixel): personalised copies
         #: of it are derived from its template (see tracker.rewrite.derive)
-        self.families: dict[tuple[tuple, bool, Own], Family] = {}
+        self.families: dict[tuple[UTM, bool, Own], Family] = {}
         self.derived = 0
 
     def set_tracking_domains(self, domains: frozenset[str]) -> None:
@@ -228,14 +233,14 @@ class Rewriter:
         return found
 
     # --- compile (cached) -----------------------------------------------------------
-    def compile_html(self, html: str, utm: tuple = (), *, pixel: bool = True,
+    def compile_html(self, html: str, utm: UTM = (), *, pixel: bool = True,
                      own: Own | None = None) -> Template:
         """``own``: the tracker's URLs left unwrapped (default: the public URL's site)."""
         own = own or self.site().own
         return self.cache.get(("html", html, utm, pixel, own), html,
                               lambda: self._compile_html(html, utm, pixel, own))
 
-    def _compile_html(self, html: str, utm: tuple, pixel: bool, own: Own) -> Template:
+    def _compile_html(self, html: str, utm: UTM, pixel: bool, own: Own) -> Template:
         key = (utm, pixel, own)
         family = self.families.get(key)
         if family is not None:
@@ -250,14 +255,14 @@ class Rewriter:
         self.families[key] = Family(html, template, scanned, own, utm, pixel)
         return template
 
-    def compile_text(self, text: str, utm: tuple = (), *, own: Own | None = None) -> Template:
+    def compile_text(self, text: str, utm: UTM = (), *, own: Own | None = None) -> Template:
         own = own or self.site().own
         return self.cache.get(("text", text, utm, own), text,
                               lambda: compile_text(text, own, utm=utm))
 
     # --- rewrite ------------------------------------------------------------------
     def rewrite(self, ids: MessageIds, *, html: str | None = None, text: str | None = None,
-                utm: tuple = (), headers: dict[str, str] | None = None,
+                utm: UTM = (), headers: dict[str, str] | None = None,
                 as_json: bool = False) -> Rewritten:
         """Rewrite a message given as an HTML and/or a text body.
 
@@ -266,30 +271,41 @@ class Rewriter:
         get neither. ``as_json`` fills ``html_json``/``text_json`` instead of
         ``html``/``text``, for answers that embed the bodies in JSON."""
         filler = _Filler(self, ids, self.site(ids.tracking_domain))
-        fill = filler.fill_json if as_json else filler.fill
         email = ids.channel == Channel.EMAIL
-        out_html = out_text = None
-        if ids.tracking == TRACKING_OFF:
-            fill = filler.untracked_json if as_json else filler.untracked
-            out_html = None if html is None else fill(html)
-            out_text = None if text is None else fill(text)
+        out_html: str | None = None
+        out_text: str | None = None
+        html_json: bytes | None = None
+        text_json: bytes | None = None
+        if as_json:
+            html_json, text_json = self._bodies(ids, html, text, utm, email, filler.site.own,
+                                                filler.fill_json, filler.untracked_json)
         else:
-            own = filler.site.own
-            if html is not None:
-                out_html = fill(self.compile_html(html, utm, pixel=email, own=own))
-            if text is not None:
-                out_text = fill(self.compile_text(text, utm, own=own))
+            out_html, out_text = self._bodies(ids, html, text, utm, email, filler.site.own,
+                                              filler.fill, filler.untracked)
         out_headers = dict(headers) if headers else {}
         if email:
             self._email_headers(out_headers, filler, ids.delivery_id)
         if as_json:
             return Rewritten(ids.delivery_id, None, None, out_headers, filler.pixels > 0,
                              filler.position, filler.warnings, None,
-                             out_html or b"null", out_text or b"null")  # type: ignore[arg-type]
-        return Rewritten(ids.delivery_id, out_html, out_text, out_headers,  # type: ignore[arg-type]
+                             html_json or b"null", text_json or b"null")
+        return Rewritten(ids.delivery_id, out_html, out_text, out_headers,
                          filler.pixels > 0, filler.position, filler.warnings)
 
-    def rewrite_mime(self, ids: MessageIds, raw: bytes, utm: tuple = ()) -> Rewritten:
+    def _bodies(self, ids: MessageIds, html: str | None, text: str | None, utm: UTM,
+                pixel: bool, own: Own, fill: Callable[[Template], _Body],
+                untracked: Callable[[str], _Body]) -> tuple[_Body | None, _Body | None]:
+        """The HTML and text bodies filled (HTML first: its links come first in link
+        positions), or passed through untracked when the campaign's tracking is off."""
+        if ids.tracking == TRACKING_OFF:
+            return (None if html is None else untracked(html),
+                    None if text is None else untracked(text))
+        out_html = (None if html is None
+                    else fill(self.compile_html(html, utm, pixel=pixel, own=own)))
+        out_text = None if text is None else fill(self.compile_text(text, utm, own=own))
+        return out_html, out_text
+
+    def rewrite_mime(self, ids: MessageIds, raw: bytes, utm: UTM = ()) -> Rewritten:
         """Rewrite a whole MIME message (bytes in, bytes out); see :mod:`mime`.
 
         Raises RewriteError when the message cannot be read at all (empty, no
@@ -308,7 +324,7 @@ class Rewriter:
 
         headers: dict[str, str] = {}
 
-        def make_headers(message: mime.Message) -> dict[str, str]:
+        def make_headers(message: Message) -> dict[str, str]:
             if email:
                 existing = {"List-Unsubscribe": ", ".join(
                     str(v) for v in message.get_all("List-Unsubscribe") or ())}

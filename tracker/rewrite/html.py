@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from tracker.rewrite.charrefs import attribute_value
-from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Own, Skip, classify
+from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, UTM, Own, Skip, Target, classify
 from tracker.rewrite.template import DELETE, PIXEL, UNSUBSCRIBE, Edit, Template, build
 from tracker.rewrite.tokenizer import COMMENT, END, START, attributes, skipping, tokens
 
@@ -38,13 +38,15 @@ _CONDITIONAL = re.compile(r"\[if\b", re.IGNORECASE)
 
 
 _SPACE = "\t\n\f\r "
+#: What a link tag becomes (see :func:`read_link`).
+Found = tuple[tuple[int, int, int] | None, Target | Skip | None]
 #: The rewriter reads link tags and </body>; every other tag is passed over inside
 #: the regular expression engine (see tokenizer.skipping).
 _SCANNER = skipping(("a", "area", "v:"), ("body",))
 #: Link tags read so far, by (attributes as written, the tracker's own URLs, UTM): a campaign's
 #: links are the same in every personalised copy, so each tag is parsed, decoded,
 #: checked and tagged once, not once per recipient.
-_LINKS: dict[tuple, tuple] = {}
+_LINKS: dict[tuple[str, Own | str, UTM], Found] = {}
 _MAX_REMEMBERED = 20_000
 
 
@@ -55,7 +57,7 @@ class LinkTag(NamedTuple):
     start: int  # its "<"
     end: int  # after its ">"
     attrs: int  # where its attributes start: ``found``'s offsets count from here
-    found: tuple
+    found: Found
     nested: bool  # inside a conditional comment
     name: str
     self_closing: bool
@@ -66,7 +68,7 @@ class Scanned(NamedTuple):
     body_end: int | None  # where the last </body> starts
 
 
-def read_link(source: str, start: int, end: int, own: Own | str, utm: tuple) -> tuple:
+def read_link(source: str, start: int, end: int, own: Own | str, utm: UTM) -> Found:
     """What the link tag whose attributes are ``source[start:end]`` becomes:
     ``((start, end, code), decision)`` with offsets from ``start`` (code DELETE for
     a ``data-track="off"`` marker, else 0 and the decision for its href), or
@@ -81,7 +83,7 @@ def read_link(source: str, start: int, end: int, own: Own | str, utm: tuple) -> 
     return found
 
 
-def _read_link(source: str, start: int, end: int, own: Own | str, utm: tuple) -> tuple:
+def _read_link(source: str, start: int, end: int, own: Own | str, utm: UTM) -> Found:
     href = None
     for attribute in attributes(source, start, end):
         if attribute.name == "href":
@@ -99,7 +101,7 @@ def _read_link(source: str, start: int, end: int, own: Own | str, utm: tuple) ->
     return (href.value_start - start, href.value_end - start, 0), classify(value, own, utm)
 
 
-def _scan(source: str, base: int, nested: bool, own: Own | str, utm: tuple,
+def _scan(source: str, base: int, nested: bool, own: Own | str, utm: UTM,
           links: list[LinkTag]) -> int | None:
     """Collect the link tags of ``source`` (the document, or the inside of a
     conditional comment at ``base``); where its last ``</body>`` starts, if any."""
@@ -123,13 +125,13 @@ def _scan(source: str, base: int, nested: bool, own: Own | str, utm: tuple,
     return body_end
 
 
-def scan_html(source: str, own: Own | str, utm: tuple = ()) -> Scanned:
+def scan_html(source: str, own: Own | str, utm: UTM = ()) -> Scanned:
     links: list[LinkTag] = []
     body_end = _scan(source, 0, False, own, utm, links)
     return Scanned(links, body_end)
 
 
-def assemble(source: str, links: Iterable[tuple[int, tuple]], body_end: int | None, *,
+def assemble(source: str, links: Iterable[tuple[int, Found]], body_end: int | None, *,
              pixel: bool = True) -> Template:
     """The template of ``source`` from its link tags, as ``(attrs, found)`` pairs of
     :class:`LinkTag` in document order: link slots, the unsubscribe slots, and (when
@@ -148,6 +150,7 @@ def assemble(source: str, links: Iterable[tuple[int, tuple]], body_end: int | No
             if decision.warning:
                 warnings.append(decision.warning)
         else:
+            assert decision is not None, "an href that is not a marker always has a decision"
             edits.append(Edit(at + edit[0], at + edit[1], len(targets)))
             targets.append(decision.url)
     if "unsubscribe_url" in source:
@@ -164,7 +167,7 @@ def assemble_scanned(source: str, scanned: Scanned, *, pixel: bool = True) -> Te
                     scanned.body_end, pixel=pixel)
 
 
-def compile_html(source: str, own: Own | str, *, utm: tuple = (),
+def compile_html(source: str, own: Own | str, *, utm: UTM = (),
                  pixel: bool = True) -> Template:
     """Parse once into a template (see :func:`assemble`)."""
     return assemble_scanned(source, scan_html(source, own, utm), pixel=pixel)

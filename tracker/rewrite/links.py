@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from tracker.urls import UnsafeURL, check_target_url
@@ -52,6 +52,10 @@ def normalise(raw: str) -> str:
     return url
 
 
+#: A campaign's utm_* parameters, ordered and hashable (see :func:`utm_params`).
+UTM = tuple[tuple[str, str], ...]
+
+
 class Own(NamedTuple):
     """Where the tracker itself answers: links there are never wrapped (again).
 
@@ -77,8 +81,7 @@ class Own(NamedTuple):
         return origin in self.domains
 
 
-def classify(value: str, own: Own | str,
-             utm: tuple[tuple[str, str], ...] = ()) -> Target | Skip:
+def classify(value: str, own: Own | str, utm: UTM = ()) -> Target | Skip:
     """Decide for one decoded href (or text URL) whether and what to sign.
 
     ``own``: the tracker's own URLs (a plain string: TRACKER_PUBLIC_URL alone)."""
@@ -101,7 +104,7 @@ def classify(value: str, own: Own | str,
     return Target(url)
 
 
-def add_utm(url: str, utm: tuple[tuple[str, str], ...]) -> str:
+def add_utm(url: str, utm: UTM) -> str:
     """Append the campaign's utm_* parameters the URL does not already carry.
 
     Only appends: the existing query (encoding, order, duplicates) is kept byte for
@@ -138,13 +141,13 @@ def anonymous_id() -> int:
     return ANONYMOUS_ID_BASE | secrets.randbits(62)
 
 
-def tracking_mode(settings: dict | None) -> str:
+def tracking_mode(settings: dict[str, Any] | None) -> str:
     """The campaign's tracking mode (``full`` unless set; PUT validates the value)."""
     mode = (settings or {}).get("tracking", TRACKING_FULL)
     return mode if mode in TRACKING_MODES else TRACKING_FULL
 
 
-def utm_params(settings: dict | None) -> tuple[tuple[str, str], ...]:
+def utm_params(settings: dict[str, Any] | None) -> UTM:
     """The campaign setting ``utm`` as a hashable, ordered tuple (cache key friendly)."""
     utm = (settings or {}).get("utm") or {}
     if not isinstance(utm, dict):

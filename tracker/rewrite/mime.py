@@ -81,7 +81,8 @@ def _rewrite_leaf(part: Message, rewrite: PartRewriter, warnings: list[str]) -> 
     if cte not in ("7bit", "8bit", "binary", "base64", "quoted-printable"):
         raise RewriteError(f"the {where} part has Content-Transfer-Encoding {cte!r}; use "
                            "7bit, 8bit, base64 or quoted-printable")
-    data = part.get_payload(decode=True) or b""
+    payload = part.get_payload(decode=True)  # bytes, or None when there is none
+    data = payload if isinstance(payload, bytes) else b""
     charset = part.get_content_charset() or "us-ascii"
     decoded = _decode(data, charset, where, warnings)
     if decoded is None:
@@ -103,7 +104,8 @@ def _walk(part: Message, rewrite: PartRewriter, warnings: list[str]) -> None:
         return  # an attached or forwarded message is someone else's mail: never rewrite
     if part.is_multipart():
         for sub in part.get_payload():
-            _walk(sub, rewrite, warnings)
+            if isinstance(sub, Message):  # always, in a multipart's list of parts
+                _walk(sub, rewrite, warnings)
         return
     if part.get_content_disposition() == "attachment":
         return
@@ -124,7 +126,7 @@ def rewrite_message(raw: bytes, rewrite: PartRewriter, headers: HeaderMaker,
     crlf = b"\r\n" in raw[:4096]
     policy = email.policy.default.clone(
         linesep="\r\n" if crlf else "\n", refold_source="none", max_line_length=MAX_LINE)
-    message: EmailMessage = email.message_from_bytes(raw, policy=policy)  # type: ignore[assignment]
+    message: EmailMessage = email.message_from_bytes(raw, policy=policy)
     if message.defects and not message.keys():
         raise RewriteError("the input has no MIME headers; pass --html or --text for a bare "
                            "body")

@@ -19,7 +19,7 @@ import asyncpg
 
 from tracker.domains import REFRESH_SECONDS, domain_of
 from tracker.rewrite.engine import MessageIds, Rewriter, Rewritten
-from tracker.rewrite.links import TRACKING_FULL, TRACKING_OFF, tracking_mode, utm_params
+from tracker.rewrite.links import TRACKING_FULL, TRACKING_OFF, UTM, tracking_mode, utm_params
 from tracker.store import campaigns as campaign_store
 from tracker.store.deliveries import STATUS_SUPPRESSED, PreparedDelivery, record_prepared
 from tracker.store.suppressions import suppressed_among
@@ -29,6 +29,10 @@ from tracker.tokens import CHANNELS_BY_NAME, Channel
 CAMPAIGN_TTL_SECONDS = 5.0
 #: Messages rewritten between two yields to the event loop (~10 ms of work).
 YIELD_EVERY = 32
+
+#: A suppressed recipient's delivery row: id, campaign, task, channel, user, has_html,
+#: is_test, status (``sent_at`` is added when it is recorded).
+_SuppressedRow = tuple[int, int, int, int, str, bool, bool, int]
 
 
 @dataclass(slots=True)
@@ -135,7 +139,7 @@ class Sender:
         batch = Batch(self.rewriter, campaign.id, task, channel_code,
                       utm_params(campaign.settings), tracking, domain_of(campaign.settings))
         prepared: list[PreparedDelivery] = []
-        suppressed_rows: list[tuple] = []
+        suppressed_rows: list[_SuppressedRow] = []
         for index, (recipient, delivery_id) in enumerate(zip(recipients, ids, strict=True)):
             reason = suppressed.get(recipient.user_id)
             batch.plans.append((recipient, delivery_id, reason))
@@ -180,7 +184,7 @@ class Batch:
     """Recorded deliveries whose messages are made on demand, in order."""
 
     def __init__(self, rewriter: Rewriter, campaign: int, task: int, channel: int,
-                 utm: tuple, tracking: str = TRACKING_FULL,
+                 utm: UTM, tracking: str = TRACKING_FULL,
                  tracking_domain: str | None = None) -> None:
         self.rewriter = rewriter
         self.tracking = tracking
@@ -215,7 +219,7 @@ class Batch:
             yield Prepared(recipient.user_id, message)
 
 
-async def _record_suppressed(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+async def _record_suppressed(conn: asyncpg.Connection, rows: list[_SuppressedRow]) -> None:
     """Suppressed recipients are deliveries too (F14: reported as ``suppressed``, not
     as failures), sent "now" with status suppressed."""
     if not rows:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, Own, Skip, classify
+from tracker.rewrite.links import UNSUBSCRIBE_PLACEHOLDER, UTM, Own, Skip, classify
 from tracker.rewrite.template import UNSUBSCRIBE, Edit, Template, build
 
 _URL = re.compile(r"(?<![A-Za-z0-9_@/.+-])https?://[!#-;=?-~]+", re.IGNORECASE)
@@ -32,7 +32,7 @@ def _trim(url: str) -> str:
     return url
 
 
-def compile_text(source: str, own: Own | str, *, utm: tuple = ()) -> Template:
+def compile_text(source: str, own: Own | str, *, utm: UTM = ()) -> Template:
     """Parse once into a template: one slot per trackable URL and per placeholder."""
     edits: list[Edit] = []
     links: list[str] = []

@@ -36,8 +36,8 @@ this (the remaining bytes are simply not tokens).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Generator, Iterator
+from typing import Any, NamedTuple
 
 from tracker.rewrite.charrefs import name as _name
 
@@ -45,6 +45,9 @@ from tracker.rewrite.charrefs import name as _name
 TEXT, START, END, COMMENT, DOCTYPE = range(5)
 # tokenizer states for character data
 DATA, RCDATA, RAWTEXT, SCRIPT, PLAINTEXT, CDATA = range(6)
+
+#: One token: its shape depends on its kind (first item), as the module docstring says.
+Token = tuple[Any, ...]
 
 _W = r"\t\n\f\r "  # ASCII whitespace (CR stands for the LF it becomes)
 _VALUE = rf"""(?:"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z)|[^{_W}>"'][^{_W}>]*+|(?=>))"""
@@ -71,10 +74,10 @@ _RAW_STATES = {
     "style": RAWTEXT, "xmp": RAWTEXT, "iframe": RAWTEXT, "noembed": RAWTEXT,
     "noframes": RAWTEXT, "script": SCRIPT, "plaintext": PLAINTEXT,
 }
-_appropriate_end: dict[str, re.Pattern] = {}
+_appropriate_end: dict[str, re.Pattern[str]] = {}
 
 
-def _end_tag_pattern(tag: str) -> re.Pattern:
+def _end_tag_pattern(tag: str) -> re.Pattern[str]:
     """``</tag`` followed by whitespace, ``/`` or ``>``: the "appropriate end tag"."""
     found = _appropriate_end.get(tag)
     if found is None:
@@ -168,7 +171,7 @@ class _Foreign:
             stack.clear()
 
 
-def skipping(start_tags: tuple[str, ...], end_tags: tuple[str, ...]) -> re.Pattern:
+def skipping(start_tags: tuple[str, ...], end_tags: tuple[str, ...]) -> re.Pattern[str]:
     """A scanner for :func:`tokens` that passes over every tag but the start tags
     named in ``start_tags`` (a name ending in ``:`` stands for that prefix) and the
     end tags in ``end_tags`` inside the regular expression engine, without a token
@@ -189,7 +192,7 @@ def skipping(start_tags: tuple[str, ...], end_tags: tuple[str, ...]) -> re.Patte
 
 
 def tokens(source: str, *, state: int = DATA, last_start_tag: str | None = None,
-           text: bool = False, skip: re.Pattern | None = None) -> Iterator[tuple]:
+           text: bool = False, skip: re.Pattern[str] | None = None) -> Iterator[Token]:
     """Tokenize ``source`` (see the module docstring for the tuples).
 
     ``state`` and ``last_start_tag`` start the tokenizer elsewhere than in the data
@@ -322,7 +325,7 @@ def _comment(source: str, data: int) -> tuple[int, int]:
 
 
 def _raw(source: str, position: int, state: int, tag: str | None,
-         text: bool) -> Iterator[tuple]:
+         text: bool) -> Generator[Token, None, int]:
     """The character data of an RCDATA, RAWTEXT, script or PLAINTEXT element and its
     end tag; returns where the data state resumes, or -1 at the end of the input."""
     end = len(source)

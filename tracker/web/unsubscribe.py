@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from tracker.api.bodies import BadRequest, read_body
 from tracker.events import Kind
-from tracker.tokens import InvalidToken, Purpose, TokenData
+from tracker.tokens import InvalidToken, Purpose, TokenCodec, TokenData
 
 log = logging.getLogger("tracker.unsubscribe")
 
@@ -109,7 +109,7 @@ def render(state: str, lang: str) -> bytes:
     title, message, button, action = TEXTS[state][lang]
     e = html.escape
     form = ""
-    if button is not None:
+    if button is not None and action is not None:  # a page has both or neither
         form = (f'<form method="post"><input type="hidden" name="action" value="{e(action)}">'
                 f'<button type="submit">{e(button)}</button></form>')
     return (f'<!doctype html><html lang="{e(lang)}"><head><meta charset="utf-8">'
@@ -124,8 +124,9 @@ def page(state: str, lang: str, status: int = 200) -> Response:
 
 
 def _verify(request: Request) -> TokenData | None:
+    codec: TokenCodec = request.app.state.codec
     try:
-        return request.app.state.codec.verify(Purpose.UNSUBSCRIBE, request.path_params["token"])
+        return codec.verify(Purpose.UNSUBSCRIBE, request.path_params["token"])
     except InvalidToken:
         return None
 
@@ -135,7 +136,7 @@ async def _unsubscribed_now(request: Request, data: TokenData) -> bool:
     unreachable database only means the page offers the confirm button."""
     try:
         async with request.app.state.pool.acquire(timeout=1) as conn:
-            reason = await conn.fetchval(
+            reason: str | None = await conn.fetchval(
                 "SELECT s.reason FROM deliveries d JOIN suppressions s"
                 " ON s.user_id = d.user_id AND s.channel = d.channel WHERE d.delivery_id = $1",
                 data.delivery_id, timeout=1)

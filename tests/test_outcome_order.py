@@ -143,6 +143,7 @@ def observed(service: Service, delivery_id: int, campaign: str, user: str) -> di
 FIGURES = ("targets", "deliveries", "bounces", "soft_bounces", "failures")
 
 
+@pytest.mark.slow  # 2 x 2 x 24 orders of arrival through the real service: about a minute
 @pytest.mark.parametrize("timeline", sorted(TIMELINES))
 @pytest.mark.parametrize("via", ["ses", "outcomes"])
 def test_every_order_of_arrival_ends_as_the_event_times_decide(

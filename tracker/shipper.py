@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -79,7 +80,7 @@ class _Batch:
     segment: int
     end: int
     start: int = 0
-    events: list[tuple] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
     urls: dict[int, bytes] = field(default_factory=dict)
     user_agents: dict[int, bytes] = field(default_factory=dict)
     segment_done: bool = False
@@ -98,7 +99,7 @@ class Shipper:
         self.landed = 0
         self.database_up = True
         self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._last_adopt = 0.0
         self._conn: asyncpg.Connection | None = None
         self.batch_events = BATCH_EVENTS
@@ -121,7 +122,7 @@ class Shipper:
                 except Exception as exc:  # noqa: BLE001 - whatever it was, the journal keeps it
                     metrics.DATABASE_ERRORS.inc()
                     log.warning("final drain failed (%s); the journal keeps the rest for the "
-                                "next start", exc or type(exc).__name__)
+                                "next start", str(exc) or type(exc).__name__)
                     return False
             return False
         finally:
@@ -299,13 +300,14 @@ class Shipper:
     def _read_batch(self, source: _Source) -> _Batch | None:
         """The next batch of records after the shipped position, or None when
         everything committed has been shipped."""
+        assert source.position is not None, "_ship_source reads it first"
         seg, offset = source.position
         live = source.live
         numbers = segment_numbers(source.directory)
         pending = [n for n in numbers if n >= seg]
-        if live is not None:
-            committed_seg, committed_end = live.committed
-            pending = [n for n in pending if n <= committed_seg]
+        committed = live.committed if live is not None else None
+        if committed is not None:
+            pending = [n for n in pending if n <= committed[0]]
         if not pending:
             return None
         number = pending[0]
@@ -313,8 +315,8 @@ class Shipper:
             offset = 0
         path = source.directory / segment_name(number)
         limit: int | None = None
-        if live is not None and number == committed_seg:
-            limit = committed_end
+        if committed is not None and number == committed[0]:
+            limit = committed[1]
         with open(path, "rb") as fh:
             fh.seek(offset)
             want = READ_BYTES if limit is None else min(READ_BYTES, limit - offset)
@@ -336,9 +338,9 @@ class Shipper:
                 full = True
                 break
         at_eof = len(data) < READ_BYTES
-        if live is not None:
+        if committed is not None:  # our own journal
             # our own segment is done once the journal has moved past it
-            batch.segment_done = number < committed_seg and batch.end >= path.stat().st_size
+            batch.segment_done = number < committed[0] and batch.end >= path.stat().st_size
         else:
             # an adopted segment is done at its end; what follows the last intact
             # frame there is a torn write that was never acknowledged
@@ -421,6 +423,7 @@ class ShipperThread:
         return self._drained
 
     def _main(self) -> None:
+        loop: asyncio.AbstractEventLoop
         try:
             import uvloop
 

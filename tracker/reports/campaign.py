@@ -4,12 +4,15 @@ click ranking. Key definitions are binding; see figures.py for the SQL."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 
 from tracker.reports import clicks
 from tracker.reports import figures as fig
 from tracker.reports.options import Options, ReportError, resolve
+from tracker.reports.periods import Period
+from tracker.reports.scope import Scope
 
 
 def _rate(numerator: int | None, denominator: int | None) -> float | None:
@@ -19,14 +22,14 @@ def _rate(numerator: int | None, denominator: int | None) -> float | None:
 
 
 def row(f: fig.Figures, *, opens_ok: bool, conversions_ok: bool,
-        include_bots: bool) -> dict:
+        include_bots: bool) -> dict[str, Any]:
     """One set of campaign figures from its ingredients (F4, F6, F8, F12, F14, F16)."""
     human = None if include_bots else True
     deliveries = f.outcomes[fig.DELIVERED]
     bounces, soft, failures = (f.outcomes[fig.BOUNCED], f.outcomes[fig.SOFT_BOUNCED],
                                f.outcomes[fig.FAILED])
     delivered_users = f.users["delivered_users"]
-    open_users = f.users["open_users_all" if include_bots else "open_users"]
+    open_users: int | None = f.users["open_users_all" if include_bots else "open_users"]
     click_users = f.users["click_users_all" if include_bots else "click_users"]
     opens = f.count(1, human) if opens_ok else None
     open_users = open_users if opens_ok else None
@@ -63,19 +66,20 @@ def merge(*parts: dict[object, fig.Figures]) -> dict[object, fig.Figures]:
     for part in parts:
         for key, f in part.items():
             target = out.setdefault(key, fig.Figures())
-            for k, v in f.events.items():
-                target.events[k] += v
-            for k, v in f.outcomes.items():
-                target.outcomes[k] += v
-            for k, v in f.users.items():
-                target.users[k] += v
+            for event, n in f.events.items():
+                target.events[event] += n
+            for status, n in f.outcomes.items():
+                target.outcomes[status] += n
+            for name, n in f.users.items():
+                target.users[name] += n
     return out
 
 
-async def grouped(conn: asyncpg.Connection, scope, period) -> dict[str, dict]:
+async def grouped(conn: asyncpg.Connection, scope: Scope,
+                  period: Period) -> dict[str, dict[Any, fig.Figures]]:
     """Figures per group (total, day, task): counts and outcomes from rollups, the
     counts, the outcomes and the unique-user figures of all three groups each from
-    one read."""
+    one read. Keyed by 0 (total), the date (day) or the schedule task's id (task)."""
     users = await fig.users_by_group(conn, scope, period)
     counts = await fig.counts_by_group(conn, scope, period)
     outcomes = await fig.outcomes_by_group(conn, scope, period)
@@ -89,23 +93,25 @@ async def conversions_measured(conn: asyncpg.Connection, campaign: asyncpg.Recor
         settings = json.loads(settings)
     if isinstance(settings, dict) and settings.get("conversion"):
         return True
-    return await conn.fetchval(
+    attributed: bool = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM report_event_hours WHERE campaign = $1 AND kind = 5)",
         campaign["id"])
+    return attributed
 
 
-def _error_table(rows: list) -> list[dict]:
+def _error_table(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
     """The campaign's error codes (F9), in the project report's form."""
     from tracker.reports.project import error_table  # project imports this module
 
     return error_table(rows)
 
 
-async def build(conn: asyncpg.Connection, opts: Options) -> dict:
+async def build(conn: asyncpg.Connection, opts: Options) -> dict[str, Any]:
     """The campaign report for ``opts.campaign_id`` (required)."""
     if opts.campaign_id is None:
         raise ReportError(422, "invalid", "campaign_id is required")
     scope, task_names, campaign = await resolve(conn, opts)
+    assert campaign is not None, "resolve finds the campaign named or raises"
     period = opts.period
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await fig.plan_each_time(conn)
@@ -119,7 +125,7 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict:
                                     include_bots=opts.include_bots)
         error_codes = await fig.error_codes(conn, scope, period)
 
-    def figures(f: fig.Figures) -> dict:
+    def figures(f: fig.Figures) -> dict[str, Any]:
         return row(f, opens_ok=opens_ok, conversions_ok=conversions_ok,
                    include_bots=opts.include_bots)
 

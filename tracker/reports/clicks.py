@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -187,12 +188,13 @@ async def _link_clicks_hourly(conn: asyncpg.Connection, scope: Scope,
             WHERE h.hour >= {p(start)} AND h.hour < {p(end)} AND {scope.where(p, 'h')}
             GROUP BY h.url_id"""
 
-    async def raw(start: datetime, end: datetime) -> list:
+    async def raw(start: datetime, end: datetime) -> list[asyncpg.Record]:
         p = Params()
         human = HUMAN_SQL.replace("flags", "e.flags")
         sql = f"""SELECT e.url_id, count(*) FILTER (WHERE {human}) AS h, count(*) AS n
                   {fig.edge_events(scope, p, start, end, '2')} GROUP BY e.url_id"""
-        return await conn.fetch(sql, *p.values)
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *p.values)
+        return rows
 
     out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for r in await fig.hourly(conn, period, "total", rollup, raw):
@@ -202,7 +204,7 @@ async def _link_clicks_hourly(conn: asyncpg.Connection, scope: Scope,
 
 
 async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
-                        include_bots: bool, limit: int) -> list[dict]:
+                        include_bots: bool, limit: int) -> list[dict[str, Any]]:
     """Clicks and distinct clicking users per link URL inside the period, whenever
     the message was sent (F5), most clicked first. The project or one campaign over
     whole hours is answered from the link counters; any other scope from

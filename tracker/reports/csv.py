@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv as _csv
 import io
+from typing import Any
 
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
@@ -22,7 +23,7 @@ def cell(value: object) -> str:
     return "'" + text if text.startswith(_DANGEROUS) else text
 
 
-def _table(writer, title: str, header: list[str], rows: list[list]) -> None:
+def _table(writer: Any, title: str, header: list[str], rows: list[list[Any]]) -> None:
     writer.writerow([title])
     writer.writerow(header)
     for r in rows:
@@ -33,7 +34,7 @@ def _table(writer, title: str, header: list[str], rows: list[list]) -> None:
 SUMMARY_SKIP = {"click_ranking", "error_codes", "days", "schedule_tasks", "filters", "devices"}
 
 
-def report_csv(report: dict) -> str:
+def report_csv(report: dict[str, Any]) -> str:
     """Summary, days, schedule tasks (campaign), click ranking, devices and error codes."""
     out = io.StringIO()
     writer = _csv.writer(out, lineterminator="\r\n")

@@ -28,7 +28,7 @@ def _fallback(code: str | None) -> tuple[str, str | None]:
 def classify(code: str | None) -> tuple[str, str | None]:
     """(category, kind) of an error code."""
     try:
-        from tracker import errorcodes  # type: ignore[attr-defined]
+        from tracker import errorcodes
     except ImportError:
         return _fallback(code)
     lookup = getattr(errorcodes, "classify", None)

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -89,7 +90,8 @@ async def _raw_counts(conn: asyncpg.Connection, scope: Scope, period: Period, gr
         WHERE e.ts >= {p(start)} AND e.ts < {p(end)} AND NOT coalesce(d.is_test, false)
           AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}
         GROUP BY 1, 2, 3"""
-    return await conn.fetch(sql, *p.values)
+    rows: list[asyncpg.Record] = await conn.fetch(sql, *p.values)
+    return rows
 
 
 async def counts(conn: asyncpg.Connection, scope: Scope, period: Period,
@@ -103,7 +105,7 @@ async def counts(conn: asyncpg.Connection, scope: Scope, period: Period,
             WHERE h.hour >= {p(start)} AND h.hour < {p(end)} AND {scope.where(p, 'h')}
             GROUP BY 1, 2, 3, 4"""
 
-    async def raw(start: datetime, end: datetime) -> list:
+    async def raw(start: datetime, end: datetime) -> list[asyncpg.Record]:
         return list(await _raw_counts(conn, scope, period, group, start, end))
 
     out: dict[object, Figures] = defaultdict(Figures)
@@ -309,14 +311,15 @@ async def outcomes_by_group(conn: asyncpg.Connection, scope: Scope, period: Peri
 
 async def hourly(conn: asyncpg.Connection, period: Period, group: str,
                   rollup: Callable[[Params, str, str, datetime, datetime], str],
-                  raw: Callable[[datetime, datetime], Awaitable[list]]) -> list:
+                  raw: Callable[[datetime, datetime], Awaitable[list[asyncpg.Record]]],
+                  ) -> list[asyncpg.Record]:
     """Rows for the period: ``rollup`` SQL for its whole UTC hours, ``raw`` for the
     partial hours at its edges, or ``raw`` alone when a day series is asked in a time
     zone whose midnights fall inside an hour (the rollup rows say so: g != g_last).
     ``rollup(p, key, key_last, inner_start, inner_end)`` selects g, g_last, ...;
     ``raw(start, end)`` returns rows with g and the same other columns."""
     inner_start, inner_end = _ceil_hour(period.start), _floor_hour(period.end)
-    rows: list = []
+    rows: list[asyncpg.Record] = []
     raw_ranges = [(period.start, period.end)]
     if inner_start < inner_end:
         p = Params()
@@ -350,7 +353,7 @@ async def outcomes(conn: asyncpg.Connection, scope: Scope, period: Period,
             WHERE h.hour >= {p(start)} AND h.hour < {p(end)} AND {scope.where(p, 'h')}
             GROUP BY 1, 2, 3"""
 
-    async def raw(start_at: datetime, end_at: datetime) -> list:
+    async def raw(start_at: datetime, end_at: datetime) -> list[asyncpg.Record]:
         p = Params()
         start, end = p(start_at), p(end_at)
         key = _key(group, "d", "coalesce(d.sent_at, d.created_at)", p, period.timezone)
@@ -368,7 +371,8 @@ async def outcomes(conn: asyncpg.Connection, scope: Scope, period: Period,
               AND d.created_at >= {start} AND d.created_at < {end}
               AND NOT d.is_test AND {where}
             GROUP BY 1, 2"""
-        return await conn.fetch(sql, *p.values)
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *p.values)
+        return rows
 
     out: dict[object, Figures] = defaultdict(Figures)
     for r in await hourly(conn, period, group, rollup, raw):
@@ -410,7 +414,7 @@ def _bit(figure: int, day: bool) -> int:
 
 
 def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
-               fast: bool) -> tuple[str, list]:
+               fast: bool) -> tuple[str, list[Any]]:
     """The unique-user query for ``groups``. ``fast`` decides every delivery by its
     firsts alone and adds a row 'early' counting the deliveries where that is not
     enough (a first event stamped before a window it is asked for starts; clocks
@@ -546,10 +550,10 @@ async def users_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
     if groups == ("campaign",) and scope == Scope():
         people = await people_cells.campaign_people(conn, period)
         if people is not None:
-            for campaign, figures in people.items():
+            for campaign, cells in people.items():
                 row = out["campaign"][campaign]
-                row.outcomes[DELIVERED] = figures.pop("deliveries")
-                row.users.update(figures)
+                row.outcomes[DELIVERED] = cells.pop("deliveries")
+                row.users.update(cells)
             return out
     sql, values = _users_sql(scope, period, groups, fast=True)
     rows = await conn.fetch(sql, *values)
@@ -602,7 +606,8 @@ async def opens_measurable(conn: asyncpg.Connection, scope: Scope) -> bool:
     # seq scan finding a match early; the index order makes the index the plan
     sql = f"""SELECT coalesce((SELECT true FROM deliveries d WHERE {' AND '.join(where)}
               ORDER BY d.campaign, d.schedule_task LIMIT 1), false)"""
-    return await conn.fetchval(sql, *p.values)
+    measurable: bool = await conn.fetchval(sql, *p.values)
+    return measurable
 
 
 def edge_events(scope: Scope, p: Params, start: datetime, end: datetime, kinds: str) -> str:
@@ -616,7 +621,8 @@ def edge_events(scope: Scope, p: Params, start: datetime, end: datetime, kinds: 
           AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}"""
 
 
-async def error_codes(conn: asyncpg.Connection, scope: Scope, period: Period) -> list[dict]:
+async def error_codes(conn: asyncpg.Connection, scope: Scope,
+                      period: Period) -> list[dict[str, Any]]:
     """Failed outcomes sent in the period: per code its count and three most frequent
     messages (F9). Rows (dicts): code, total, message, n (top three per code), most
     frequent code first."""
@@ -630,7 +636,7 @@ async def error_codes(conn: asyncpg.Connection, scope: Scope, period: Period) ->
               AND h.status IN ({BOUNCED}, {SOFT_BOUNCED}, {FAILED}) AND {scope.where(p, 'h')}
             GROUP BY 3, 4"""
 
-    async def raw(start: datetime, end: datetime) -> list:
+    async def raw(start: datetime, end: datetime) -> list[asyncpg.Record]:
         p = Params()
         sql = f"""
             SELECT d.error_code AS code, d.error_message AS message, count(*) AS n
@@ -639,7 +645,8 @@ async def error_codes(conn: asyncpg.Connection, scope: Scope, period: Period) ->
               AND d.status IN ({BOUNCED}, {SOFT_BOUNCED}, {FAILED}) AND NOT d.is_test
               AND {scope.where(p, 'd')}
             GROUP BY 1, 2"""
-        return await conn.fetch(sql, *p.values)
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *p.values)
+        return rows
 
     messages: dict[object, dict[object, int]] = defaultdict(lambda: defaultdict(int))
     for r in await hourly(conn, period, "total", rollup, raw):
@@ -650,7 +657,7 @@ async def error_codes(conn: asyncpg.Connection, scope: Scope, period: Period) ->
         if found:
             codes.append((code, sum(n for _, n in found), found))
     codes.sort(key=lambda c: (-c[1], c[0] is None, c[0] or ""))
-    out = []
+    out: list[dict[str, Any]] = []
     for code, total, found in codes:
         found.sort(key=lambda mn: (-mn[1], mn[0] is None, mn[0] or ""))
         out.extend({"code": code, "total": total, "message": m, "n": n} for m, n in found[:3])
@@ -662,7 +669,7 @@ DEVICES_CAVEAT = ("one person may read one message on several devices; "
 
 
 async def devices(conn: asyncpg.Connection, scope: Scope, period: Period, *,
-                  opens_ok: bool, include_bots: bool) -> list[dict]:
+                  opens_ok: bool, include_bots: bool) -> list[dict[str, Any]]:
     """Opens and clicks inside the period by client family, OS family and device class
     of their user agent (F22), "unknown" where the user agent is missing or not yet
     described. Event counts, not people (DEVICES_CAVEAT). Opens are None where they
@@ -680,7 +687,7 @@ async def devices(conn: asyncpg.Connection, scope: Scope, period: Period, *,
             LEFT JOIN user_agents ua ON ua.id = a.ua_id AND a.ua_id <> 0
             GROUP BY 3, 4, 5, 6, 7"""
 
-    async def raw(start: datetime, end: datetime) -> list:
+    async def raw(start: datetime, end: datetime) -> list[asyncpg.Record]:
         p = Params()
         human = HUMAN_SQL.replace("flags", "e.flags")
         sql = f"""
@@ -689,21 +696,23 @@ async def devices(conn: asyncpg.Connection, scope: Scope, period: Period, *,
                 'WHERE', 'LEFT JOIN user_agents ua ON ua.id = e.ua_id AND e.ua_id <> 0 WHERE',
                 1)}
             GROUP BY 1, 2, 3, 4, 5"""
-        return await conn.fetch(sql, *p.values)
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *p.values)
+        return rows
 
-    table: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    table: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for r in await hourly(conn, period, "total", rollup, raw):
         if include_bots or r["human"]:
             table[(r["client"], r["os"], r["device_class"])][r["kind"] - 1] += r["n"]
-    rows = [{"client": k[0], "os": k[1], "device_class": k[2],
-             "opens": v[0] if opens_ok else None, "clicks": v[1]}
-            for k, v in table.items() if (v[0] if opens_ok else 0) or v[1]]
+    rows: list[dict[str, Any]] = [
+        {"client": k[0], "os": k[1], "device_class": k[2],
+         "opens": v[0] if opens_ok else None, "clicks": v[1]}
+        for k, v in table.items() if (v[0] if opens_ok else 0) or v[1]]
     rows.sort(key=lambda r: (-((r["opens"] or 0) + r["clicks"]), r["client"], r["os"],
                              r["device_class"]))
     return rows
 
 
-def dense_days(period: Period, found: set) -> list[date]:
+def dense_days(period: Period, found: set[object]) -> list[date]:
     """The days a series lists: all of them for sane periods, else those with data."""
     if period.dense:
         return period.local_days()

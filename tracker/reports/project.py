@@ -3,6 +3,8 @@ ranking and error codes under the same filters (F5, F6, F7, F9, F14, F17, F21)."
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from tracker.reports import clicks
@@ -12,7 +14,7 @@ from tracker.reports.errors import classify
 from tracker.reports.options import Options, resolve
 
 
-def row(f: fig.Figures, *, opens_ok: bool, include_bots: bool) -> dict:
+def row(f: fig.Figures, *, opens_ok: bool, include_bots: bool) -> dict[str, Any]:
     human = None if include_bots else True
     deliveries = f.outcomes[fig.DELIVERED]
     bounces, soft, failures = (f.outcomes[fig.BOUNCED], f.outcomes[fig.SOFT_BOUNCED],
@@ -37,8 +39,8 @@ def row(f: fig.Figures, *, opens_ok: bool, include_bots: bool) -> dict:
     }
 
 
-def error_table(rows: list) -> list[dict]:
-    table: dict[object, dict] = {}
+def error_table(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    table: dict[object, dict[str, Any]] = {}
     for r in rows:
         entry = table.get(r["code"])
         if entry is None:
@@ -49,7 +51,7 @@ def error_table(rows: list) -> list[dict]:
     return list(table.values())
 
 
-async def build(conn: asyncpg.Connection, opts: Options) -> dict:
+async def build(conn: asyncpg.Connection, opts: Options) -> dict[str, Any]:
     scope, _, _ = await resolve(conn, opts)
     period = opts.period
     async with conn.transaction(isolation="repeatable_read", readonly=True):

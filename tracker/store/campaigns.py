@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -15,7 +16,7 @@ class Campaign:
     name: str
     channel: str
     status: str
-    settings: dict
+    settings: dict[str, Any]
 
 
 def _campaign(row: asyncpg.Record) -> Campaign:
@@ -27,7 +28,8 @@ def _campaign(row: asyncpg.Record) -> Campaign:
 
 
 async def upsert_campaign(conn: asyncpg.Connection, campaign_id: str, *, name: str,
-                          channel: str, status: str, settings: dict | None = None) -> Campaign:
+                          channel: str, status: str,
+                          settings: dict[str, Any] | None = None) -> Campaign:
     row = await conn.fetchrow(
         "INSERT INTO campaigns (campaign_id, name, channel, status, settings)"
         " VALUES ($1, $2, $3, $4, $5::jsonb)"
@@ -67,7 +69,8 @@ async def ensure_schedule_task(conn: asyncpg.Connection, campaign: int,
         " SET schedule_task_id = EXCLUDED.schedule_task_id RETURNING id",
         campaign, schedule_task_id,
     )
-    return row["id"]
+    task: int = row["id"]
+    return task
 
 
 class DeliveryIds:

@@ -6,7 +6,10 @@ per column, rather than one statement per row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
 
-def columns(rows: list[tuple], width: int) -> list[list]:
+
+def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """The first ``width`` columns of ``rows``, each as a list."""
     return [[r[i] for r in rows] for i in range(width)]

@@ -8,11 +8,13 @@ epoch, as the journal holds them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from tracker.store import rollups, subscriptions
 
 
-async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+async def apply(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     await subscriptions.apply(conn, rows)
     await rollups.apply(conn, rows)

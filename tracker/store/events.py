@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -35,7 +36,7 @@ def us_from_ts(ts: datetime) -> int:
     return (ts - EPOCH) // MICROSECOND
 
 
-def _rows(events: list[tuple]) -> list[tuple]:
+def _rows(events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Journal tuples with the time as a datetime. ``fromtimestamp(us / 1e6)`` is exact
     to the microsecond until past year 2100 (a double holds 1e15 µs with room to spare
     and fromtimestamp rounds to the nearest µs) and half the cost of EPOCH + timedelta,
@@ -69,7 +70,7 @@ async def land(
     journal: str,
     segment: int,
     offset: int,
-    events: list[tuple],
+    events: list[tuple[Any, ...]],
     urls: dict[int, bytes],
     user_agents: dict[int, bytes],
 ) -> None:

@@ -168,7 +168,7 @@ async def _add_history(conn: asyncpg.Connection) -> int:
     status, code and event time), not repeated earlier in the batch, and, for an
     outcome without its own time, not equal to the outcome before it (the delivery's
     current one, or the batch's previous row for the delivery)."""
-    return await conn.fetchval(
+    added: int = await conn.fetchval(
         "WITH staged AS ("
         f"  SELECT i.*, {_EVENT_TIME} AS occ,"
         "         row_number() OVER w AS rn, lag(status) OVER w AS prev_status,"
@@ -191,6 +191,7 @@ async def _add_history(conn: asyncpg.Connection) -> int:
         "        ELSE (s.prev_status, s.prev_code) IS DISTINCT FROM (s.status, s.error_code) END)"
         "  ORDER BY s.ord RETURNING 1"
         ") SELECT count(*) FROM added")
+    return added
 
 
 async def _set_current(conn: asyncpg.Connection) -> int:
@@ -198,7 +199,7 @@ async def _set_current(conn: asyncpg.Connection) -> int:
     time (ties: the later arrival) and the earliest ``sent_at`` any outcome gave; returns
     how many deliveries were created. A delivery already so is not written (its
     counters' triggers then have nothing to do)."""
-    return await conn.fetchval(
+    created: int = await conn.fetchval(
         "WITH current AS ("
         "  SELECT DISTINCT ON (h.delivery_id) h.delivery_id, h.status, h.error_code,"
         "         h.error_message, coalesce(h.occurred_at, h.received_at) AS occurred_at"
@@ -227,6 +228,7 @@ async def _set_current(conn: asyncpg.Connection) -> int:
         "         EXCLUDED.occurred_at, least(deliveries.sent_at, EXCLUDED.sent_at))"
         "  RETURNING (xmax = 0) AS inserted"
         ") SELECT count(*) FILTER (WHERE inserted) FROM up")
+    return created
 
 
 async def _suppress(conn: asyncpg.Connection) -> int:
@@ -302,8 +304,9 @@ async def current(conn: asyncpg.Connection, delivery_id: int) -> asyncpg.Record 
 async def history(conn: asyncpg.Connection, delivery_id: int) -> list[asyncpg.Record]:
     """A delivery's outcomes in the order they happened (ties: as they were received);
     the last one is the delivery's current outcome."""
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT status, error_code, error_message, sent_at, received_at,"
         " coalesce(occurred_at, received_at) AS occurred_at FROM outcome_history"
         " WHERE delivery_id = $1 ORDER BY coalesce(occurred_at, received_at), seq",
         delivery_id)
+    return rows

@@ -32,6 +32,7 @@ change deliveries.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import asyncpg
 
@@ -109,7 +110,7 @@ def _max(a: int | None, b: int) -> int:
     return b if a is None or b > a else a
 
 
-async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+async def apply(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Fold landed event rows (tracker.store.events.EVENT_COLUMNS order: ts, delivery_id,
     url_id, ua_id, campaign, schedule_task, kind, flags, link_position; ts in
     microseconds since the Unix epoch) into the rollup tables."""
@@ -125,11 +126,11 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
         for c in await conn.fetch("SELECT id, channel FROM campaigns WHERE id = ANY($1::int[])",
                                   list(missing)):
             fallback[c["id"]] = _CHANNEL_OF_CAMPAIGN.get(c["channel"], 1)
-    hours: dict[tuple, int] = defaultdict(int)
-    clicks: dict[tuple, int] = defaultdict(int)
-    agents: dict[tuple, int] = defaultdict(int)
+    hours: dict[tuple[Any, ...], int] = defaultdict(int)
+    clicks: dict[tuple[Any, ...], int] = defaultdict(int)
+    agents: dict[tuple[Any, ...], int] = defaultdict(int)
     firsts: list[tuple[int, int, int, int]] = []
-    users: dict[tuple, list] = {}
+    users: dict[tuple[Any, ...], list[int | None]] = {}
     links = link_rollups.LinkBatch()
     for ts, did, url_id, ua_id, campaign, task, kind, flags, _ in rows:
         delivery = known.get(did)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from tracker.events import Kind
 from tracker.store.deliveries import DELIVERY_COUNTERS_LOCK
 
 
-async def apply(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+async def apply(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     changes = [r for r in rows if r[6] in (Kind.UNSUBSCRIBE, Kind.SUBSCRIBE)]
     if changes:
         # the outcome API writes suppressions while it holds the deliveries' counters

@@ -92,4 +92,5 @@ async def finish_import(conn: asyncpg.Connection) -> int:
 
 
 async def count(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT count(*) FROM suppressions")
+    total: int = await conn.fetchval("SELECT count(*) FROM suppressions")
+    return total

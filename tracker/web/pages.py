@@ -19,6 +19,7 @@ import asyncio
 import csv as _csv
 import io
 import re
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,8 @@ def error_page(request: Request, lang: str, exc: ReportError) -> Response:
     return _page(request, lang, "error.html", exc.status, detail=exc.detail, heading=heading)
 
 
-def guarded(handler):
+def guarded(handler: Callable[[Request, str], Awaitable[Response]],
+            ) -> Callable[[Request], Awaitable[Response]]:
     """A page or CSV that needs a session: 401 with the sign-in form without one."""
     async def endpoint(request: Request) -> Response:
         lang, _ = i18n.choose(request)
@@ -250,7 +252,7 @@ def report_params(request: Request, **extra: str) -> dict[str, str | None]:
     return params
 
 
-def picker(request: Request) -> dict:
+def picker(request: Request) -> dict[str, Any]:
     first, last, preset = chosen_period(request)
     keep = {k: v for k, v in request.query_params.items()
             if k in FILTERS and k not in ("from", "to", "period") and v}
@@ -300,14 +302,16 @@ async def _list_users(pool: asyncpg.Pool, period: Any) -> dict[object, fig.Figur
         return (await fig.users_by_group(conn, Scope(), period, ("campaign",)))["campaign"]
 
 
-async def _list_rest(pool: asyncpg.Pool, period: Any) -> tuple[list, list]:
+async def _list_rest(pool: asyncpg.Pool,
+                     period: Any) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
     """The campaigns with their last send and opens_ok, and the click trend."""
     async with pool.acquire() as conn:
         return (await conn.fetch(LIST_SQL),
                 await conn.fetch(TREND_SQL, period.start, period.end, period.timezone))
 
 
-async def campaign_rows(pool: asyncpg.Pool, request: Request) -> tuple[list[dict], Any]:
+async def campaign_rows(pool: asyncpg.Pool,
+                        request: Request) -> tuple[list[dict[str, Any]], Any]:
     """The list's rows: the campaign report's ``deliveries``, ``delivered_users``,
     ``open_rate`` and ``click_rate`` (people only) for every campaign at once, and a
     per-day click trend. The user figures and the rest run side by side on two
@@ -355,7 +359,7 @@ async def campaign_list(request: Request, lang: str) -> Response:
 
 # ---------------------------------------------------------------- campaign page
 
-async def _campaign(request: Request, campaign_id: str) -> dict:
+async def _campaign(request: Request, campaign_id: str) -> dict[str, Any]:
     """The campaign report under the page's filters (its error codes included)."""
     opts = options(report_params(request, campaign_id=campaign_id),
                    request.app.state.settings.timezone)
@@ -372,8 +376,8 @@ async def task_names(request: Request, campaign_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def headline(lang: str, report: dict, keys: list[str], *, opens_ok: bool,
-             cv_ok: bool = True) -> list[dict]:
+def headline(lang: str, report: dict[str, Any], keys: list[str], *, opens_ok: bool,
+             cv_ok: bool = True) -> list[dict[str, Any]]:
     out = []
     for key in keys:
         text, css = figure_text(lang, key, report.get(key), opens_ok=opens_ok, cv_ok=cv_ok)
@@ -389,7 +393,7 @@ def headline(lang: str, report: dict, keys: list[str], *, opens_ok: bool,
     return out
 
 
-def error_rows(report: dict) -> list[list]:
+def error_rows(report: dict[str, Any]) -> list[list[Any]]:
     """The error-code table flattened as report_csv does: one line per top message."""
     rows = []
     for e in report.get("error_codes", []):
@@ -400,7 +404,7 @@ def error_rows(report: dict) -> list[list]:
     return rows
 
 
-def day_chart(lang: str, days: list[dict], opens_ok: bool) -> Any:
+def day_chart(lang: str, days: list[dict[str, Any]], opens_ok: bool) -> Any:
     dates = [d["date"] for d in days]
     return charts.daily(dates, [
         (i18n.t(lang, "deliveries"), "deliveries", [d["deliveries"] for d in days]),
@@ -410,7 +414,7 @@ def day_chart(lang: str, days: list[dict], opens_ok: bool) -> Any:
     ], empty_text=i18n.t(lang, "not_measurable"))
 
 
-def outcome_chart(lang: str, report: dict, width: int = 760) -> Any:
+def outcome_chart(lang: str, report: dict[str, Any], width: int = 760) -> Any:
     return charts.stacked([
         (i18n.t(lang, "deliveries"), report["deliveries"], "deliveries"),
         (i18n.t(lang, "bounces"), report["bounces"], "bounces"),
@@ -465,7 +469,7 @@ async def campaign_choices(request: Request) -> list[tuple[str, str]]:
     return [(r["campaign_id"], r["name"]) for r in rows]
 
 
-async def _project(request: Request) -> dict:
+async def _project(request: Request) -> dict[str, Any]:
     opts = options(report_params(request), request.app.state.settings.timezone)
     async with request.app.state.pool.acquire() as conn:
         return await project_report.build(conn, opts)
@@ -494,7 +498,7 @@ async def project_page(request: Request, lang: str) -> Response:
 
 # ---------------------------------------------------------------- CSV downloads
 
-def table_csv(header: list[str], rows: list[list]) -> str:
+def table_csv(header: list[str], rows: list[list[Any]]) -> str:
     """One table, every cell through the reports' formula-injection-safe ``cell``."""
     out = io.StringIO()
     writer = _csv.writer(out, lineterminator="\r\n")
@@ -504,18 +508,19 @@ def table_csv(header: list[str], rows: list[list]) -> str:
     return out.getvalue()
 
 
-def _records(rows: list[dict], columns: list[str]) -> list[list]:
+def _records(rows: list[dict[str, Any]], columns: list[str]) -> list[list[Any]]:
     return [[r.get(c) for c in columns] for r in rows]
 
 
-def summary_rows(report: dict) -> list[list]:
+def summary_rows(report: dict[str, Any]) -> list[list[Any]]:
     skip = {"days", "schedule_tasks", "click_ranking", "error_codes", "filters", "devices"}
     rows = [[k, v] for k, v in report.items() if k not in skip]
     rows += [[f"filter_{k}", v] for k, v in report.get("filters", {}).items()]
     return rows
 
 
-def tables_of(report: dict, kind: str) -> dict[str, tuple[list[str], list[list]]]:
+def tables_of(report: dict[str, Any],
+              kind: str) -> dict[str, tuple[list[str], list[list[Any]]]]:
     day_columns = DAY_COLUMNS if kind == "campaign" else PROJECT_DAY_COLUMNS
     tables = {
         "summary": (["figure", "value"], summary_rows(report)),

@@ -30,7 +30,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +39,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "loadtests"))
+
+from benchdb import bench_database  # noqa: E402
 
 from tracker.rewrite import MessageIds, Rewriter  # noqa: E402
 from tracker.tokens import Channel, TokenCodec  # noqa: E402
@@ -234,29 +236,12 @@ def main() -> None:
     print(f"Python API, personalised markup: {markup:8,.0f} messages/s (tokenized each time)")
     if args.skip_http:
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        dsn = os.environ.get("TRACKER_DATABASE_URL")
-        pgdata = Path(tmp) / "pgdata"
-        if not dsn:
-            from tracker.embedded import start_embedded
-
-            dsn = start_embedded(pgdata)
-        try:
-            import asyncio
-
-            from tracker.migrate import migrate_url
-
-            asyncio.run(migrate_url(dsn))
-            rate, per_cpu = bench_http(dsn, args.seconds, args.batch, Path(tmp) / "data")
-            print(f"bulk POST /v1/messages ({args.batch}/request): {rate:8,.0f} messages/s "
-                  "(target 2,000)")
-            print(f"  server CPU: {per_cpu:,.0f} messages per CPU-second of the service "
-                  f"({rate / per_cpu:.0%} of its core busy)")
-        finally:
-            if not os.environ.get("TRACKER_DATABASE_URL"):
-                from tracker.embedded import pg_ctl_stop
-
-                pg_ctl_stop(pgdata)
+    with bench_database() as (dsn, tmp):
+        rate, per_cpu = bench_http(dsn, args.seconds, args.batch, tmp / "data")
+        print(f"bulk POST /v1/messages ({args.batch}/request): {rate:8,.0f} messages/s "
+              "(target 2,000)")
+        print(f"  server CPU: {per_cpu:,.0f} messages per CPU-second of the service "
+              f"({rate / per_cpu:.0%} of its core busy)")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import smtplib
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "loadtests"))
 
 from bench_rewrite import cpu_seconds, free_port, newsletter  # noqa: E402
+from benchdb import bench_database  # noqa: E402
 
 KEYS = "bench-key-0123456789abcdef"
 API_KEY = "bench-api-key-0123456789"
@@ -155,27 +155,12 @@ def main() -> None:
     args = parser.parse_args()
     print(f"message: {len(message()):,} bytes, 50 links in the html part, "
           f"{args.recipients} recipient(s) per message, {args.clients} clients")
-    with tempfile.TemporaryDirectory() as tmp:
-        dsn = os.environ.get("TRACKER_DATABASE_URL")
-        pgdata = Path(tmp) / "pgdata"
-        if not dsn:
-            from tracker.embedded import start_embedded
-
-            dsn = start_embedded(pgdata)
-        try:
-            from tracker.migrate import migrate_url
-
-            asyncio.run(migrate_url(dsn))
-            sent, rate, per_cpu = bench(dsn, args.seconds, args.clients, args.recipients,
-                                        Path(tmp) / "data")
-            print(f"relayed: {sent:,} copies, {rate:8,.0f} copies/s (goal 500 on one core)")
-            print(f"  relay CPU: {per_cpu:,.0f} copies per CPU-second of `tracker smtp` "
-                  f"({rate / per_cpu:.0%} of its core busy)")
-        finally:
-            if not os.environ.get("TRACKER_DATABASE_URL"):
-                from tracker.embedded import pg_ctl_stop
-
-                pg_ctl_stop(pgdata)
+    with bench_database() as (dsn, tmp):
+        sent, rate, per_cpu = bench(dsn, args.seconds, args.clients, args.recipients,
+                                    tmp / "data")
+        print(f"relayed: {sent:,} copies, {rate:8,.0f} copies/s (goal 500 on one core)")
+        print(f"  relay CPU: {per_cpu:,.0f} copies per CPU-second of `tracker smtp` "
+              f"({rate / per_cpu:.0%} of its core busy)")
 
 
 if __name__ == "__main__":

@@ -361,3 +361,15 @@ def test_round_trip_of_shared_emails_through_derivation() -> None:
         body, pixels = strip_pixel(rewriter.rewrite(IDS, html=personal).html, PUBLIC, CODEC)
         assert pixels == 1
         check_identical(personal, body, PUBLIC, CODEC)
+
+
+def test_headers_and_warnings_come_back_in_utf8_not_escapes(module_service: Service) -> None:
+    """Issue 16: JSON answers carry text as UTF-8 — the headers and warnings too."""
+    with module_service.api() as api:
+        r = api.post("/v1/messages", json={
+            "campaign_id": "utf8", "schedule_task_id": "t", "user_id": "u", "channel": "email",
+            "headers": {"Subject": "春のセール"},
+            "html": '<html><body><a href="javascript:void(\'ご案内\')">x</a></body></html>'})
+    assert r.status_code == 200, r.text
+    assert "春のセール".encode() in r.content and b"\\u" not in r.content
+    assert any("ご案内" in w for w in r.json()["warnings"])

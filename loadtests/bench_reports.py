@@ -25,15 +25,13 @@ import asyncio
 import bisect
 import itertools
 import math
-import os
 import random
 import statistics
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
+from benchdb import bench_database
 
 from tracker.events import dictionary_id
 from tracker.migrate import migrate
@@ -265,19 +263,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="time the data already loaded")
     args = parser.parse_args()
-    dsn = os.environ.get("TRACKER_DATABASE_URL")
-    if dsn:
+    with bench_database() as (dsn, _):
         asyncio.run(run(dsn, args))
-        return
-    from tracker.embedded import pg_ctl_stop, start_embedded
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pgdata = Path(tmp) / "pgdata"
-        dsn = start_embedded(pgdata)
-        try:
-            asyncio.run(run(dsn, args))
-        finally:
-            pg_ctl_stop(pgdata)
 
 
 if __name__ == "__main__":

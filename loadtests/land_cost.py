@@ -17,11 +17,11 @@ import argparse
 import asyncio
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
+from benchdb import bench_database
 
 from tracker.events import Kind, dictionary_id
 from tracker.migrate import migrate
@@ -100,19 +100,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
-    dsn = os.environ.get("TRACKER_DATABASE_URL")
-    if dsn:
+    with bench_database() as (dsn, _):
         asyncio.run(measure(dsn, args.deliveries, args.events, args.batch))
-        return
-    from tracker.embedded import pg_ctl_stop, start_embedded
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pgdata = Path(tmp) / "pgdata"
-        dsn = start_embedded(pgdata)
-        try:
-            asyncio.run(measure(dsn, args.deliveries, args.events, args.batch))
-        finally:
-            pg_ctl_stop(pgdata)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,9 @@ import contextlib
 import json
 import math
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -36,6 +35,8 @@ PARSE_ON_THREAD_BYTES = 256 * 1024
 #: interpreter to other threads: Python's own switch interval (5 ms) would make a
 #: pixel wait that long at each of its few turns while a batch is parsed
 YIELD_EVERY = 32
+
+T = TypeVar("T")
 
 
 class BadRequest(Exception):
@@ -272,41 +273,23 @@ def iter_array(raw: bytes, what: str) -> Iterator[Any]:
 _END = object()
 
 
-async def off_the_loop(work: Callable[[bytes], Any], raw: bytes) -> Any:
-    """``work(raw)``, on a thread of its own when ``raw`` is large (see the module
-    docstring); BadRequest passes through.
-
-    A thread per call rather than the loop's executor: measured with a 10 MB batch,
-    the executor's long-lived worker kept ~85 MB resident after the work was done,
-    a thread that ends gives it back."""
+async def off_the_loop(work: Callable[[bytes], T], raw: bytes) -> T:
+    """``work(raw)``, on a worker thread when ``raw`` is large (see the module
+    docstring); BadRequest passes through."""
     if len(raw) < PARSE_ON_THREAD_BYTES:
         return work(raw)
-    loop = asyncio.get_running_loop()
-    finished: asyncio.Future[Any] = loop.create_future()
+    return await asyncio.to_thread(_without_traceback, work, raw)
 
-    def settle(result: Any, error: BaseException | None) -> None:
-        if finished.cancelled():
-            return
-        if error is not None:
-            finished.set_exception(error)
-        else:
-            finished.set_result(result)
 
-    def run() -> None:
-        try:
-            result = work(raw)
-        except BadRequest as exc:
-            # a fresh copy, without the traceback: that would hold the frames of
-            # the parse (and every row parsed) in a cycle with this closure, until
-            # a full garbage collection, which may be minutes away
-            loop.call_soon_threadsafe(settle, None, BadRequest(exc.status, exc.error, exc.detail))
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
-            loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
-
-    threading.Thread(target=run, name="tracker-parse", daemon=True).start()
-    return await finished
+def _without_traceback(work: Callable[[bytes], T], raw: bytes) -> T:
+    """``work(raw)``, a BadRequest raised as a fresh copy: the original's traceback
+    holds the frames of the parse (and every row parsed) in a cycle with the
+    future that carries it, until a full collection, which may be minutes away."""
+    try:
+        return work(raw)
+    except BadRequest as exc:
+        refusal = BadRequest(exc.status, exc.error, exc.detail)
+    raise refusal  # outside the except: no __context__ pointing back at the original
 
 
 async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:

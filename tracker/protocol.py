@@ -147,7 +147,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 class _Sweeper:
-    """Closes, once a second, the connections past their deadline (one per loop)."""
+    """Closes, once a second, the connections past their deadline (one per loop,
+    running while the loop has connections)."""
 
     _watched: dict[asyncio.AbstractEventLoop, set[GuardedHttpToolsProtocol]] = {}
 
@@ -168,13 +169,13 @@ class _Sweeper:
 
     @classmethod
     def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
-        connections = cls._watched.get(loop, set())
+        connections = cls._watched[loop]
         now = loop.time()
         for connection in [c for c in connections if c.past_deadline(now)]:
             connections.discard(connection)
             connection.expire()
-        if loop.is_closed():
-            cls._watched.pop(loop, None)
-        else:
+        if connections:
             loop.call_later(SWEEP_EVERY, cls._sweep, loop)
+        else:
+            del cls._watched[loop]  # the next connection starts it again
 

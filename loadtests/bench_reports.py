@@ -190,10 +190,10 @@ async def bench(conn: asyncpg.Connection, queries: int) -> None:
         print(f"project report, whole year ({label}): median "
               f"{statistics.median(runs) * 1000:.0f} ms, max {max(runs) * 1000:.0f} ms")
     scope, _, _ = await __import__("tracker.reports.options").reports.options.resolve(conn, year)
-    from tracker.reports import figures as fig
+    from tracker.reports.scope import plan_each_time
     # as the reports run them: one read-only transaction planned for its arguments
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        await fig.plan_each_time(conn)
+        await plan_each_time(conn)
         await time_figures(conn, scope, year)
     await time_campaign_list(conn)
     runs = []
@@ -211,34 +211,35 @@ async def bench(conn: asyncpg.Connection, queries: int) -> None:
 
 
 async def time_campaign_list(conn: asyncpg.Connection) -> None:
-    """The campaign list's people per campaign (figures.users_by_group "campaign", from
+    """The campaign list's people per campaign (people.users_by_group "campaign", from
     the counters of sql/055) for 30 days, 90 days and the year, in Asia/Tokyo."""
-    from tracker.reports import figures as fig
+    from tracker.reports import people
+    from tracker.reports.scope import plan_each_time
     for label, first in (("30 days", "2025-12-02"), ("90 days", "2025-10-03"),
                          ("a year", "2025-01-01")):
         period = options({"from": first, "to": "2025-12-31"}, "Asia/Tokyo").period
         runs = []
         for _ in range(5):
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                await fig.plan_each_time(conn)
-                runs.append((await timed(fig.users_by_group(conn, Scope(), period,
-                                                            ("campaign",))))[0])
+                await plan_each_time(conn)
+                runs.append((await timed(people.users_by_group(conn, Scope(), period,
+                                                               ("campaign",))))[0])
         print(f"campaign list people, {label}: median {statistics.median(runs) * 1000:.0f} ms")
 
 
 async def time_figures(conn: asyncpg.Connection, scope: Scope, year: Options) -> None:
     """Each figure of the project year's report, timed alone."""
-    from tracker.reports import figures as fig
+    from tracker.reports import counts, devices, measurable
     for name, coro in (
-            ("counts (total and days)", fig.counts_by_group(conn, scope, year.period,
-                                                            ("total", "day"))),
-            ("outcomes (total and days)", fig.outcomes_by_group(conn, scope, year.period,
-                                                                ("total", "day"))),
+            ("counts (total and days)", counts.counts_by_group(conn, scope, year.period,
+                                                               ("total", "day"))),
+            ("outcomes (total and days)", counts.outcomes_by_group(conn, scope, year.period,
+                                                                   ("total", "day"))),
             ("click ranking", clicks.click_ranking(conn, scope, year.period, False, 100)),
-            ("error codes", fig.error_codes(conn, scope, year.period)),
-            ("devices", fig.devices(conn, scope, year.period, opens_ok=True,
-                                    include_bots=False)),
-            ("opens measurable", fig.opens_measurable(conn, scope))):
+            ("error codes", counts.error_codes(conn, scope, year.period)),
+            ("devices", devices.devices(conn, scope, year.period, opens_ok=True,
+                                        include_bots=False)),
+            ("opens measurable", measurable.opens_measurable(conn, scope))):
         print(f"  project year, {name}: {(await timed(coro))[0] * 1000:.0f} ms")
 
 

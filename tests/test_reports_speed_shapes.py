@@ -14,7 +14,9 @@ import asyncpg
 import pytest
 
 from tests.support import run
-from tracker.reports import figures as fig
+from tracker.reports import measurable, people
+from tracker.reports.ingredients import GROUPS
+from tracker.reports.periods import day_bounds, uniform_days
 from tracker.reports.scope import Scope
 
 
@@ -113,7 +115,7 @@ def test_opens_measurable_probes_the_html_email_index(database: str) -> None:
                     scope.schedule_tasks and list(scope.schedule_tasks), scope.channel)
                 assert plain == expected, scope
                 captured = Captured(conn)
-                assert await fig.opens_measurable(captured, scope) is expected, scope
+                assert await measurable.opens_measurable(captured, scope) is expected, scope
                 if scope.channel not in (None, 1):
                     assert captured.sql == []  # answered without asking
                     continue
@@ -139,7 +141,7 @@ def test_html_email_index_follows_the_deliveries_it_describes(database: str, wri
             ids = await _setup(conn)
             cid, task, _ = ids["text"]
             scope = Scope((cid,), (task,))
-            assert await fig.opens_measurable(conn, scope) is False
+            assert await measurable.opens_measurable(conn, scope) is False
             if write == "insert":
                 await conn.execute(
                     "INSERT INTO deliveries (delivery_id, campaign, schedule_task, channel,"
@@ -148,7 +150,7 @@ def test_html_email_index_follows_the_deliveries_it_describes(database: str, wri
                 await conn.execute(
                     "UPDATE deliveries SET has_html = true WHERE delivery_id ="
                     " (SELECT min(delivery_id) FROM deliveries WHERE schedule_task = $1)", task)
-            assert await fig.opens_measurable(conn, scope) is True
+            assert await measurable.opens_measurable(conn, scope) is True
         finally:
             await conn.close()
 
@@ -161,22 +163,22 @@ def test_day_bounds_place_rollup_hours_only_where_midnights_are_on_the_hour() ->
     from tracker.reports.periods import period
 
     spring = period("2026-03-07", "2026-03-09", "America/New_York")  # DST starts 3/8
-    bounds = fig.day_bounds(spring)
+    bounds = day_bounds(spring)
     assert bounds is not None and len(bounds) == 4
     hours = [(b - a).total_seconds() / 3600 for a, b in zip(bounds, bounds[1:], strict=False)]
     assert hours == [24, 23, 24]
     assert bounds[0] == spring.start and bounds[-1] == spring.end
-    tokyo = fig.day_bounds(period("2026-01-01", "2026-12-31", "Asia/Tokyo"))
+    tokyo = day_bounds(period("2026-01-01", "2026-12-31", "Asia/Tokyo"))
     assert tokyo is not None and len(tokyo) == 366 and tokyo[0].hour == 15
-    assert fig.day_bounds(period("2026-01-01", "2026-01-31", "Asia/Kolkata")) is None
+    assert day_bounds(period("2026-01-01", "2026-01-31", "Asia/Kolkata")) is None
     # user figures need no whole hours, only days of 24 hours for their arithmetic
-    assert fig.uniform_days(period("2026-01-01", "2026-01-31", "Asia/Kolkata"))
-    assert fig.uniform_days(period("2026-01-01", "2026-12-31", "Asia/Tokyo"))
-    assert not fig.uniform_days(spring)
-    assert not fig.uniform_days(period("0001-01-01", "9999-12-31", "UTC"))
-    assert fig.day_bounds(period("0001-01-01", "9999-12-31", "UTC")) is None
-    assert fig.day_bounds(period("9999-12-30", "9999-12-31", "UTC")) is None
-    assert fig.day_bounds(period("1900-01-01", "1900-01-02", "UTC")) is None
+    assert uniform_days(period("2026-01-01", "2026-01-31", "Asia/Kolkata"))
+    assert uniform_days(period("2026-01-01", "2026-12-31", "Asia/Tokyo"))
+    assert not uniform_days(spring)
+    assert not uniform_days(period("0001-01-01", "9999-12-31", "UTC"))
+    assert day_bounds(period("0001-01-01", "9999-12-31", "UTC")) is None
+    assert day_bounds(period("9999-12-30", "9999-12-31", "UTC")) is None
+    assert day_bounds(period("1900-01-01", "1900-01-02", "UTC")) is None
 
 
 @pytest.mark.parametrize("early", [False, True], ids=["firsts decide", "event before send"])
@@ -205,9 +207,9 @@ def test_user_figures_of_one_group_equal_those_asked_together(database: str,
             ids_task = {t: data.task("c", t) for t in ("t1", "t2")}
             for tz in ("UTC", "Asia/Tokyo"):
                 scope, period = Scope((cid,)), make_period("2026-05-01", "2026-05-03", tz)
-                together = await fig.users_by_group(conn, scope, period)
-                for group in fig.GROUPS:
-                    alone = await fig.users(conn, scope, period, group)
+                together = await people.users_by_group(conn, scope, period)
+                for group in GROUPS:
+                    alone = await people.users(conn, scope, period, group)
                     assert ({k: dict(f.users) for k, f in alone.items()}
                             == {k: dict(f.users) for k, f in together[group].items()})
                 total = together["total"][0].users

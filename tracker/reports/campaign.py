@@ -1,18 +1,28 @@
 """The campaign report (keys defined in docs/figures.md#keys): totals, days, schedule tasks,
-click ranking. Key definitions are binding; see figures.py for the SQL."""
+click ranking. Key definitions are binding; the SQL is in counts, people, clicks, devices
+and measurable."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
 
-from tracker.reports import clicks
-from tracker.reports import figures as fig
+from tracker.reports import clicks, counts, devices, measurable, people
+from tracker.reports.errors import error_table
+from tracker.reports.ingredients import (
+    BOUNCED,
+    DELIVERED,
+    FAILED,
+    GROUPS,
+    SOFT_BOUNCED,
+    SUPPRESSED,
+    Figures,
+    merge,
+)
 from tracker.reports.options import Options, ReportError, resolve
-from tracker.reports.periods import Period
-from tracker.reports.scope import Scope
+from tracker.reports.periods import Period, dense_days
+from tracker.reports.scope import Scope, plan_each_time
 
 
 def _rate(numerator: int | None, denominator: int | None) -> float | None:
@@ -21,13 +31,13 @@ def _rate(numerator: int | None, denominator: int | None) -> float | None:
     return numerator / denominator
 
 
-def row(f: fig.Figures, *, opens_ok: bool, conversions_ok: bool,
+def row(f: Figures, *, opens_ok: bool, conversions_ok: bool,
         include_bots: bool) -> dict[str, Any]:
     """One set of campaign figures from its ingredients (F4, F6, F8, F12, F14, F16)."""
     human = None if include_bots else True
-    deliveries = f.outcomes[fig.DELIVERED]
-    bounces, soft, failures = (f.outcomes[fig.BOUNCED], f.outcomes[fig.SOFT_BOUNCED],
-                               f.outcomes[fig.FAILED])
+    deliveries = f.outcomes[DELIVERED]
+    bounces, soft, failures = (f.outcomes[BOUNCED], f.outcomes[SOFT_BOUNCED],
+                               f.outcomes[FAILED])
     delivered_users = f.users["delivered_users"]
     open_users: int | None = f.users["open_users_all" if include_bots else "open_users"]
     click_users = f.users["click_users_all" if include_bots else "click_users"]
@@ -51,7 +61,7 @@ def row(f: fig.Figures, *, opens_ok: bool, conversions_ok: bool,
         "bounces": bounces,
         "soft_bounces": soft,
         "failures": failures,
-        "suppressed": f.outcomes[fig.SUPPRESSED],
+        "suppressed": f.outcomes[SUPPRESSED],
         "unsubscribes": f.count(3),
         "resubscribes": f.count(4),
         "conversions": conversions,
@@ -61,49 +71,15 @@ def row(f: fig.Figures, *, opens_ok: bool, conversions_ok: bool,
     }
 
 
-def merge(*parts: dict[object, fig.Figures]) -> dict[object, fig.Figures]:
-    out: dict[object, fig.Figures] = {}
-    for part in parts:
-        for key, f in part.items():
-            target = out.setdefault(key, fig.Figures())
-            for event, n in f.events.items():
-                target.events[event] += n
-            for status, n in f.outcomes.items():
-                target.outcomes[status] += n
-            for name, n in f.users.items():
-                target.users[name] += n
-    return out
-
-
 async def grouped(conn: asyncpg.Connection, scope: Scope,
-                  period: Period) -> dict[str, dict[Any, fig.Figures]]:
+                  period: Period) -> dict[str, dict[Any, Figures]]:
     """Figures per group (total, day, task): counts and outcomes from rollups, the
     counts, the outcomes and the unique-user figures of all three groups each from
     one read. Keyed by 0 (total), the date (day) or the schedule task's id (task)."""
-    users = await fig.users_by_group(conn, scope, period)
-    counts = await fig.counts_by_group(conn, scope, period)
-    outcomes = await fig.outcomes_by_group(conn, scope, period)
-    return {group: merge(counts[group], outcomes[group], users[group]) for group in fig.GROUPS}
-
-
-async def conversions_measured(conn: asyncpg.Connection, campaign: asyncpg.Record) -> bool:
-    """CV is measured when configured or when any conversion was ever attributed (F16)."""
-    settings = campaign["settings"]
-    if isinstance(settings, str):
-        settings = json.loads(settings)
-    if isinstance(settings, dict) and settings.get("conversion"):
-        return True
-    attributed: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM report_event_hours WHERE campaign = $1 AND kind = 5)",
-        campaign["id"])
-    return attributed
-
-
-def _error_table(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
-    """The campaign's error codes (F9), in the project report's form."""
-    from tracker.reports.project import error_table  # project imports this module
-
-    return error_table(rows)
+    users = await people.users_by_group(conn, scope, period)
+    counted = await counts.counts_by_group(conn, scope, period)
+    outcomes = await counts.outcomes_by_group(conn, scope, period)
+    return {group: merge(counted[group], outcomes[group], users[group]) for group in GROUPS}
 
 
 async def build(conn: asyncpg.Connection, opts: Options) -> dict[str, Any]:
@@ -114,18 +90,18 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict[str, Any]:
     assert campaign is not None, "resolve finds the campaign named or raises"
     period = opts.period
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        await fig.plan_each_time(conn)
-        opens_ok = await fig.opens_measurable(conn, scope)
-        conversions_ok = await conversions_measured(conn, campaign)
+        await plan_each_time(conn)
+        opens_ok = await measurable.opens_measurable(conn, scope)
+        conversions_ok = await measurable.conversions_measured(conn, campaign)
         groups = await grouped(conn, scope, period)
-        total = groups["total"].get(0, fig.Figures())
+        total = groups["total"].get(0, Figures())
         days, tasks = groups["day"], groups["task"]
         ranking = await clicks.click_ranking(conn, scope, period, opts.include_bots, opts.links)
-        devices = await fig.devices(conn, scope, period, opens_ok=opens_ok,
-                                    include_bots=opts.include_bots)
-        error_codes = await fig.error_codes(conn, scope, period)
+        by_device = await devices.devices(conn, scope, period, opens_ok=opens_ok,
+                                          include_bots=opts.include_bots)
+        error_codes = await counts.error_codes(conn, scope, period)
 
-    def figures(f: fig.Figures) -> dict[str, Any]:
+    def figures(f: Figures) -> dict[str, Any]:
         return row(f, opens_ok=opens_ok, conversions_ok=conversions_ok,
                    include_bots=opts.include_bots)
 
@@ -140,14 +116,14 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict[str, Any]:
                     "include_bots": opts.include_bots},
         "opens_measurable": opens_ok,
         **figures(total),
-        "days": [{"date": d.isoformat(), **figures(days.get(d, fig.Figures()))}
-                 for d in fig.dense_days(period, set(days))],
+        "days": [{"date": d.isoformat(), **figures(days.get(d, Figures()))}
+                 for d in dense_days(period, set(days))],
         "schedule_tasks": [
             {"schedule_task_id": task_names.get(t, str(t)), **figures(f)}
             for t, f in sorted(tasks.items(), key=lambda kv: task_names.get(kv[0], ""))],
         "click_ranking": ranking,
-        "error_codes": _error_table(error_codes),
-        "devices": devices,
-        "devices_caveat": fig.DEVICES_CAVEAT,
+        "error_codes": error_table(error_codes),
+        "devices": by_device,
+        "devices_caveat": devices.DEVICES_CAVEAT,
     }
     return report

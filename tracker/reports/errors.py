@@ -7,6 +7,10 @@ verbatim under "other".
 
 from __future__ import annotations
 
+from typing import Any
+
+import asyncpg
+
 _SOFT_BOUNCES = {"Transient:General", "Transient:MailboxFull", "Transient:ContentRejected",
                  "Transient:MessageTooLarge"}
 _HARD_BOUNCES = {"Permanent:General", "Permanent:Suppressed"}
@@ -39,3 +43,17 @@ def classify(code: str | None) -> tuple[str, str | None]:
         return found
     category, kind = getattr(found, "category", None), getattr(found, "kind", None)
     return (category or "other", kind) if found is not None else _fallback(code)
+
+
+def error_table(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    """The error codes of a report (counts.error_codes' rows), each with its category,
+    kind and top messages."""
+    table: dict[object, dict[str, Any]] = {}
+    for r in rows:
+        entry = table.get(r["code"])
+        if entry is None:
+            category, kind = classify(r["code"])
+            entry = table[r["code"]] = {"category": category, "code": r["code"], "kind": kind,
+                                        "count": r["total"], "top_messages": []}
+        entry["top_messages"].append({"message": r["message"], "count": r["n"]})
+    return list(table.values())

@@ -1,4 +1,6 @@
-"""Report periods: inclusive local dates in TRACKER_TIMEZONE turned into UTC instants.
+"""Report periods: inclusive local dates in TRACKER_TIMEZONE turned into UTC instants,
+and their geometry: the whole UTC hours inside them, their local midnights, whether
+their days can be found by arithmetic.
 
 Every bad date is a ``PeriodError`` whose message says what was wrong and how to
 fix it (the API answers 422 with it). Absurd but valid periods (year 1 to 9999)
@@ -8,6 +10,7 @@ every query bounded.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -20,6 +23,9 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 #: longer periods list only days with activity in ``days`` (a dense list of
 #: millions of empty days helps nobody)
 DENSE_DAYS = 3660
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 class PeriodError(ValueError):
@@ -83,3 +89,56 @@ def period(from_: str | None, to: str | None, timezone: str) -> Period:
     zone = ZoneInfo(timezone)
     end = LATEST if last == date.max else local_midnight(last + timedelta(days=1), zone)
     return Period(first, last, timezone, local_midnight(first, zone), end)
+
+
+def floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(t: datetime) -> datetime:
+    floor = floor_hour(t)
+    return floor if floor == t else floor + HOUR
+
+
+@functools.lru_cache(maxsize=512)
+def midnights(period: Period) -> tuple[datetime, ...] | None:
+    """The UTC instants of the period's local midnights, from its first day's to the
+    one after its last day; None for periods too long or too far out to list them.
+    Cached: a year's midnights take ~1 ms to compute, and reports ask for the same
+    periods."""
+    if (not period.dense or period.first.year <= EARLIEST.year
+            or period.last.year >= LATEST.year - 1):
+        return None
+    zone = ZoneInfo(period.timezone)
+    bounds = tuple(local_midnight(period.first + timedelta(days=i), zone)
+                   for i in range(period.days + 1))
+    if bounds[0] != period.start or bounds[-1] != period.end:
+        return None
+    if any(a >= b for a, b in zip(bounds, bounds[1:], strict=False)):
+        return None
+    return bounds
+
+
+def day_bounds(period: Period) -> tuple[datetime, ...] | None:
+    """``midnights`` when they can place rollup hours in local days: all of them on
+    whole UTC hours. None otherwise."""
+    bounds = midnights(period)
+    if bounds is None or any(b.astimezone(UTC) != floor_hour(b.astimezone(UTC))
+                             for b in bounds):
+        return None
+    return bounds
+
+
+def uniform_days(period: Period) -> bool:
+    """Every local day of the period lasts 24 hours (no DST change inside): a day
+    starts a whole number of days after the period does."""
+    bounds = midnights(period)
+    return bounds is not None and all(b - a == DAY for a, b in zip(bounds, bounds[1:],
+                                                                    strict=False))
+
+
+def dense_days(period: Period, found: set[object]) -> list[date]:
+    """The days a series lists: all of them for sane periods, else those with data."""
+    if period.dense:
+        return period.local_days()
+    return sorted(d for d in found if isinstance(d, date))

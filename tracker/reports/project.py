@@ -7,18 +7,27 @@ from typing import Any
 
 import asyncpg
 
-from tracker.reports import clicks
-from tracker.reports import figures as fig
-from tracker.reports.campaign import merge
-from tracker.reports.errors import classify
+from tracker.reports import clicks, counts, devices, measurable
+from tracker.reports.errors import error_table
+from tracker.reports.ingredients import (
+    BOUNCED,
+    DELIVERED,
+    FAILED,
+    SOFT_BOUNCED,
+    SUPPRESSED,
+    Figures,
+    merge,
+)
 from tracker.reports.options import Options, resolve
+from tracker.reports.periods import dense_days
+from tracker.reports.scope import plan_each_time
 
 
-def row(f: fig.Figures, *, opens_ok: bool, include_bots: bool) -> dict[str, Any]:
+def row(f: Figures, *, opens_ok: bool, include_bots: bool) -> dict[str, Any]:
     human = None if include_bots else True
-    deliveries = f.outcomes[fig.DELIVERED]
-    bounces, soft, failures = (f.outcomes[fig.BOUNCED], f.outcomes[fig.SOFT_BOUNCED],
-                               f.outcomes[fig.FAILED])
+    deliveries = f.outcomes[DELIVERED]
+    bounces, soft, failures = (f.outcomes[BOUNCED], f.outcomes[SOFT_BOUNCED],
+                               f.outcomes[FAILED])
     targets = deliveries + bounces + soft + failures
     return {
         "targets": targets,
@@ -27,7 +36,7 @@ def row(f: fig.Figures, *, opens_ok: bool, include_bots: bool) -> dict[str, Any]
         "soft_bounces": soft,
         "failures": failures,
         "fail_count": bounces + soft + failures,
-        "suppressed": f.outcomes[fig.SUPPRESSED],
+        "suppressed": f.outcomes[SUPPRESSED],
         "bounce_rate": bounces / targets if targets else None,
         "unsubscribes": f.count(3),
         "resubscribes": f.count(4),
@@ -39,32 +48,20 @@ def row(f: fig.Figures, *, opens_ok: bool, include_bots: bool) -> dict[str, Any]
     }
 
 
-def error_table(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
-    table: dict[object, dict[str, Any]] = {}
-    for r in rows:
-        entry = table.get(r["code"])
-        if entry is None:
-            category, kind = classify(r["code"])
-            entry = table[r["code"]] = {"category": category, "code": r["code"], "kind": kind,
-                                        "count": r["total"], "top_messages": []}
-        entry["top_messages"].append({"message": r["message"], "count": r["n"]})
-    return list(table.values())
-
-
 async def build(conn: asyncpg.Connection, opts: Options) -> dict[str, Any]:
     scope, _, _ = await resolve(conn, opts)
     period = opts.period
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        await fig.plan_each_time(conn)
-        opens_ok = await fig.opens_measurable(conn, scope)
-        counts = await fig.counts_by_group(conn, scope, period, ("total", "day"))
-        outcomes = await fig.outcomes_by_group(conn, scope, period, ("total", "day"))
-        total = merge(counts["total"], outcomes["total"]).get(0, fig.Figures())
-        days = merge(counts["day"], outcomes["day"])
+        await plan_each_time(conn)
+        opens_ok = await measurable.opens_measurable(conn, scope)
+        counted = await counts.counts_by_group(conn, scope, period, ("total", "day"))
+        outcomes = await counts.outcomes_by_group(conn, scope, period, ("total", "day"))
+        total = merge(counted["total"], outcomes["total"]).get(0, Figures())
+        days = merge(counted["day"], outcomes["day"])
         ranking = await clicks.click_ranking(conn, scope, period, opts.include_bots, opts.links)
-        errors = error_table(await fig.error_codes(conn, scope, period))
-        devices = await fig.devices(conn, scope, period, opens_ok=opens_ok,
-                                    include_bots=opts.include_bots)
+        errors = error_table(await counts.error_codes(conn, scope, period))
+        by_device = await devices.devices(conn, scope, period, opens_ok=opens_ok,
+                                          include_bots=opts.include_bots)
     return {
         "from": period.first.isoformat(),
         "to": period.last.isoformat(),
@@ -75,9 +72,9 @@ async def build(conn: asyncpg.Connection, opts: Options) -> dict[str, Any]:
         **row(total, opens_ok=opens_ok, include_bots=opts.include_bots),
         "click_ranking": ranking,
         "error_codes": errors,
-        "devices": devices,
-        "devices_caveat": fig.DEVICES_CAVEAT,
-        "days": [{"date": d.isoformat(), **row(days.get(d, fig.Figures()), opens_ok=opens_ok,
+        "devices": by_device,
+        "devices_caveat": devices.DEVICES_CAVEAT,
+        "days": [{"date": d.isoformat(), **row(days.get(d, Figures()), opens_ok=opens_ok,
                                                 include_bots=opts.include_bots)}
-                 for d in fig.dense_days(period, set(days))],
+                 for d in dense_days(period, set(days))],
     }

@@ -110,3 +110,20 @@ async def tracking_domains(conn: asyncpg.Connection) -> dict[str, list[str]]:
     for row in rows:
         found.setdefault(row["domain"], []).append(row["campaign_id"])
     return found
+
+
+async def newest_campaigns(conn: asyncpg.Connection, *, limit: int) -> list[tuple[str, str]]:
+    """(campaign_id, name) of up to ``limit`` campaigns, last updated first."""
+    rows = await conn.fetch("SELECT campaign_id, name FROM campaigns"
+                            " ORDER BY updated_at DESC, campaign_id LIMIT $1", limit)
+    return [(r["campaign_id"], r["name"]) for r in rows]
+
+
+async def newest_schedule_task_ids(conn: asyncpg.Connection, campaign_id: str, *,
+                                   limit: int) -> list[str]:
+    """The sender's ids of up to ``limit`` schedule tasks of a campaign, newest first."""
+    rows = await conn.fetch(
+        "SELECT t.schedule_task_id FROM schedule_tasks t JOIN campaigns c"
+        " ON c.id = t.campaign WHERE c.campaign_id = $1 ORDER BY t.created_at DESC,"
+        " t.schedule_task_id LIMIT $2", campaign_id, limit)
+    return [r[0] for r in rows]

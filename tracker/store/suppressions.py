@@ -25,6 +25,16 @@ async def suppressed_among(conn: asyncpg.Connection, user_ids: list[str],
     return {r["user_id"]: r["reason"] for r in rows}
 
 
+
+async def reason_for_delivery(conn: asyncpg.Connection, delivery_id: int, *,
+                              timeout: float | None = None) -> str | None:
+    """Why the delivery's user is suppressed on the delivery's channel, or None."""
+    reason: str | None = await conn.fetchval(
+        "SELECT s.reason FROM deliveries d JOIN suppressions s"
+        " ON s.user_id = d.user_id AND s.channel = d.channel WHERE d.delivery_id = $1",
+        delivery_id, timeout=timeout)
+    return reason
+
 #: Why a user is suppressed. ``unsubscribe`` is the only reason a resubscribe lifts;
 #: ``import`` marks rows brought in from another platform without a reason.
 REASONS = ("hard_bounce", "complaint", "unsubscribe", "token_not_registered", "import")

@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from tracker.api.bodies import BadRequest, read_body
 from tracker.events import Kind
+from tracker.store.suppressions import reason_for_delivery
 from tracker.tokens import InvalidToken, Purpose, TokenCodec, TokenData
 
 log = logging.getLogger("tracker.unsubscribe")
@@ -136,10 +137,7 @@ async def _unsubscribed_now(request: Request, data: TokenData) -> bool:
     unreachable database only means the page offers the confirm button."""
     try:
         async with request.app.state.pool.acquire(timeout=1) as conn:
-            reason: str | None = await conn.fetchval(
-                "SELECT s.reason FROM deliveries d JOIN suppressions s"
-                " ON s.user_id = d.user_id AND s.channel = d.channel WHERE d.delivery_id = $1",
-                data.delivery_id, timeout=1)
+            reason = await reason_for_delivery(conn, data.delivery_id, timeout=1)
     except Exception:  # noqa: BLE001 - any failure: fall back to the confirm page
         return False
     return reason == "unsubscribe"

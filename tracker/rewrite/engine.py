@@ -32,6 +32,7 @@ from tracker.rewrite.links import (
     Own,
     anonymous_id,
 )
+from tracker.rewrite.mimetemplate import MimeTemplates, PartFiller
 from tracker.rewrite.minting import Minter
 from tracker.rewrite.template import PIXEL, UNSUBSCRIBE, Template, json_part
 from tracker.rewrite.text import compile_text
@@ -161,6 +162,32 @@ class _Filler:
             self.warnings.extend(template.warnings)
         return b"".join(out)
 
+    def values(self, template: Template) -> list[str]:
+        """What :meth:`fill` puts in the template's slots, in order, with the same
+        effects on link positions, pixels and warnings: for a caller that encodes the
+        literal parts once (a MIME part's quoted-printable, mimetemplate)."""
+        if len(template.parts) == 1:
+            return []
+        click = self.rewriter.minter.click
+        prefix = self.site.click_prefix
+        header = self.header
+        link_bytes = template.link_bytes
+        base = self.position
+        out: list[str] = []
+        append = out.append
+        for slot in template.slots:
+            if slot >= 0:
+                append(prefix + click(header, base + slot, link_bytes[slot]))
+            elif slot == PIXEL:
+                append(self.pixel_tag())
+                self.pixels += 1
+            elif slot == UNSUBSCRIBE:
+                append(self.unsubscribe_url())
+        self.position = base + len(template.links)
+        if template.warnings:
+            self.warnings.extend(template.warnings)
+        return out
+
     def fill(self, template: Template) -> str:
         parts = template.parts
         if len(parts) == 1:
@@ -202,6 +229,7 @@ class Rewriter:
         self.open_prefix = self.public_url + "/o/"
         self.unsubscribe_prefix = self.public_url + "/u/"
         self.cache = TemplateCache(cache_size)
+        self.mime_templates = MimeTemplates()
         #: every configured tracking domain: links to them are never wrapped either
         self.tracking_domains: frozenset[str] = frozenset()
         self._sites: dict[str | None, _Site] = {}
@@ -310,30 +338,61 @@ class Rewriter:
 
         Raises RewriteError when the message cannot be read at all (empty, no
         headers, an unknown transfer encoding); a part in an unknown or wrong
-        charset is passed through with a warning instead."""
+        charset is passed through with a warning instead. A message seen before
+        (the same body: another recipient, another copy) is filled from its
+        template (:mod:`mimetemplate`), byte for byte what the parse would give."""
         site = self.site(ids.tracking_domain)
-        filler = _Filler(self, ids, site)
         email = ids.channel == Channel.EMAIL
-
-        def part(subtype: str, body: str) -> str:
-            if ids.tracking == TRACKING_OFF:
-                return filler.untracked(body)
-            if subtype == "html":
-                return filler.fill(self.compile_html(body, utm, pixel=email, own=site.own))
-            return filler.fill(self.compile_text(body, utm, own=site.own))
-
-        headers: dict[str, str] = {}
+        template = self.mime_templates.get(raw)
+        if template is not None:
+            filler = _Filler(self, ids, site)
+            body = template.fill(self._part_rewriter(ids, filler, utm, email),
+                                 filler.warnings)
+            if body is not None:
+                headers: dict[str, str] = {}
+                if email:
+                    self._email_headers(headers, filler, ids.delivery_id,
+                                        {"List-Unsubscribe": template.head.list_unsubscribe})
+                return Rewritten(ids.delivery_id, None, None, headers, filler.pixels > 0,
+                                 filler.position, filler.warnings,
+                                 template.join(headers, body))
+        filler = _Filler(self, ids, site)
+        slow_headers: dict[str, str] = {}
 
         def make_headers(message: Message) -> dict[str, str]:
             if email:
                 existing = {"List-Unsubscribe": ", ".join(
                     str(v) for v in message.get_all("List-Unsubscribe") or ())}
-                self._email_headers(headers, filler, ids.delivery_id, existing)
-            return headers
+                self._email_headers(slow_headers, filler, ids.delivery_id, existing)
+            return slow_headers
 
-        data = mime.rewrite_message(raw, part, make_headers, filler.warnings)
-        return Rewritten(ids.delivery_id, None, None, headers, filler.pixels > 0,
+        data = mime.rewrite_message(raw, self._part_rewriter(ids, filler, utm, email).text,
+                                    make_headers, filler.warnings)
+        return Rewritten(ids.delivery_id, None, None, slow_headers, filler.pixels > 0,
                          filler.position, filler.warnings, data)
+
+    def _part_rewriter(self, ids: MessageIds, filler: _Filler, utm: UTM,
+                       email: bool) -> PartFiller:
+        """What a MIME text part's body becomes, by subtype (html or plain)."""
+        own = filler.site.own
+
+        def compiled(subtype: str, body: str) -> Template:
+            if subtype == "html":
+                return self.compile_html(body, utm, pixel=email, own=own)
+            return self.compile_text(body, utm, own=own)
+
+        def text(subtype: str, body: str) -> str:
+            if ids.tracking == TRACKING_OFF:
+                return filler.untracked(body)
+            return filler.fill(compiled(subtype, body))
+
+        def pieces(subtype: str, body: str) -> tuple[Template, list[str]] | None:
+            if ids.tracking == TRACKING_OFF:
+                return None
+            template = compiled(subtype, body)
+            return template, filler.values(template)
+
+        return PartFiller(text, pieces)
 
     def _email_headers(self, headers: dict[str, str], filler: _Filler, delivery_id: int,
                        existing: dict[str, str] | None = None) -> None:

@@ -115,6 +115,11 @@ class Result:
     #: PostgreSQL's: steadier than requests/s on a machine shared with other work
     server_cpu_us: float | None = None
     database_cpu_us: float | None = None
+    #: the shipper process's share (``tracker ship``, a child of a worker: pinned to
+    #: the server's cores with it, and not counted in server_cpu_us); None when the
+    #: server has none (the bare app; before issue 17 the shipper was a thread, inside
+    #: server_cpu_us)
+    shipper_cpu_us: float | None = None
 
     @property
     def rows_ok(self) -> bool:
@@ -156,19 +161,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def tree_cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of ``pid`` and every live process below it."""
+def tree_cpu_seconds(pid: int | None) -> tuple[float, float | None]:
+    """User + system CPU seconds of ``pid`` and every live process below it: (all
+    but shipper processes, shipper processes or None when there is none)."""
     if pid is None:
-        return 0.0
+        return 0.0, None
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total, shipping, shippers = 0, 0, 0
     for proc in descendants(pid):
         try:
             fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
+            shipper = b"\0ship\0" in Path(f"/proc/{proc}/cmdline").read_bytes()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        ticks_used = int(fields[11]) + int(fields[12])  # utime, stime
+        if shipper:
+            shipping += ticks_used
+            shippers += 1
+        else:
+            total += ticks_used
+    return total / ticks, (shipping / ticks if shippers else None)
 
 
 def pin_tree(pid: int, cpus: list[int]) -> None:
@@ -330,11 +342,11 @@ async def measure(server: Server, workers: int, endpoint: str, args: argparse.Na
     if server.kind != "bare":
         probe = asyncio.create_task(
             probe_latency(server.port, dsn, probes.opens, probes.delivery_ids, stop))
-    cpu_before = (tree_cpu_seconds(server.process.pid), tree_cpu_seconds(pg_pid))
+    cpu_before = (tree_cpu_seconds(server.process.pid), tree_cpu_seconds(pg_pid)[0])
     wrk = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
                                                stderr=asyncio.subprocess.STDOUT)
     out, _ = await wrk.communicate()
-    cpu_after = (tree_cpu_seconds(server.process.pid), tree_cpu_seconds(pg_pid))
+    cpu_after = (tree_cpu_seconds(server.process.pid), tree_cpu_seconds(pg_pid)[0])
     stop.set()
     visible = await probe if probe else []
     text = out.decode(errors="replace")
@@ -351,7 +363,11 @@ async def measure(server: Server, workers: int, endpoint: str, args: argparse.Na
         in_flight=min(summary["sent"] - summary["requests"], args.connections),
         errors=summary["status_errors"] + summary["socket_errors"], visible_ms=visible)
     if summary["requests"]:
-        result.server_cpu_us = (cpu_after[0] - cpu_before[0]) * 1e6 / summary["requests"]
+        (served_before, shipped_before), (served_after, shipped_after) = (cpu_before[0],
+                                                                          cpu_after[0])
+        result.server_cpu_us = (served_after - served_before) * 1e6 / summary["requests"]
+        if shipped_before is not None and shipped_after is not None:
+            result.shipper_cpu_us = (shipped_after - shipped_before) * 1e6 / summary["requests"]
         if pg_pid is not None:
             result.database_cpu_us = (cpu_after[1] - cpu_before[1]) * 1e6 / summary["requests"]
     if server.kind != "bare":
@@ -441,15 +457,16 @@ def fmt_latency(values: list[float]) -> str:
 def fmt_cpu(r: Result) -> str:
     if r.server_cpu_us is None:
         return "-"
+    ship = "-" if r.shipper_cpu_us is None else f"{r.shipper_cpu_us:.0f}"
     if r.database_cpu_us is None:
-        return f"{r.server_cpu_us:.0f}"
-    return f"{r.server_cpu_us:.0f}+{r.database_cpu_us:.0f}"
+        return f"{r.server_cpu_us:.0f}+{ship}"
+    return f"{r.server_cpu_us:.0f}+{ship}+{r.database_cpu_us:.0f}"
 
 
 def print_table(results: list[Result]) -> None:
     bare = {(r.workers, r.endpoint): r for r in results if r.server == "bare"}
     header = ("server", "workers", "endpoint", "requests/s", "p50 ms", "p99 ms", "x bare",
-              "rows = 2xx/3xx", "visible p50/max", "CPU µs/req server+db")
+              "rows = 2xx/3xx", "visible p50/max", "CPU µs/req server+shipper+db")
     rows = [header]
     for r in results:
         base = bare.get((r.workers, r.endpoint))

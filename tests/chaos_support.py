@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -331,3 +333,44 @@ def journal_full(service: Service, pgdata: Path, *, outage: float, count: int,
               f"{seen['dropped']:.0f} dropped and counted, {journaled:.0f} journaled; "
               f"after recovery {after_landed.rows}/{after} landed")
     return Result(row, load.fates, now, seen)
+
+
+# -- the shipper process -------------------------------------------------------------
+
+def shipper_processes(service: Service) -> list[int]:
+    """Live ``tracker ship`` processes of the service's process group."""
+    assert service.process is not None
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        # state Z: a dead shipper not yet reaped by its serving process
+        if int(stat[2]) == service.process.pid and stat[0] != "Z" and b"\0ship\0" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def shipper_kills(service: Service, *, count: int = 1200, kills: int = 3,
+                  concurrency: int = 8) -> Result:
+    """Scenario 5: SIGKILL the shipper process (only it) mid-load, ``kills`` times; a
+    serving process starts another within about a second each time."""
+    load = Load(service, "chaos-shipper", count, concurrency=concurrency,
+                pace=concurrency * 6.0 / count).start()
+    killed: list[int] = []
+    healed_at = time.monotonic()
+    for k in range(1, kills + 1):
+        load.wait_acked(count * k // (kills + 1))
+        pids = wait_for(lambda: shipper_processes(service), 10)
+        assert len(pids) == 1, f"one shipper per data directory, found {pids}"
+        os.kill(pids[0], signal.SIGKILL)
+        killed.append(pids[0])
+        wait_for(lambda: [p for p in shipper_processes(service) if p not in killed], 10)
+        healed_at = time.monotonic()
+    result = _finish(f"shipper SIGKILL x{kills}", service, load, healed_at)
+    result.row.note = f"{kills} shippers killed, each replaced by a serving process"
+    return result

@@ -17,6 +17,8 @@ from tests.chaos_support import (
     Result,
     journal_full,
     postgres_outage,
+    shipper_kills,
+    shipper_processes,
     sigkill_restarts,
     table,
 )
@@ -53,7 +55,23 @@ def test_sigkill_mid_load_three_times_loses_and_duplicates_nothing(start_service
     assert len(result.fates.acked) >= 1200 * 3 // 4
     # the dead processes' journals are drained and removed; the live workers' remain
     journal_root = service.data_dir / "journal"
-    wait_for(lambda: len(list(journal_root.iterdir())) <= 2, 15)
+    wait_for(lambda: len([d for d in journal_root.iterdir() if d.is_dir()]) <= 2, 15)
+    assert len(shipper_processes(service)) == 1, "one shipper for both workers"
+
+
+def test_sigkill_of_the_shipper_process_loses_and_duplicates_nothing(start_service) -> None:
+    """The shipper dies between any two instructions (mid-COPY, after a COMMIT whose
+    position it never published); a serving process starts another, which carries
+    on from the positions PostgreSQL holds. Nothing the service answered is in doubt,
+    and the shipper the service started does not outlive it."""
+    service: Service = start_service(workers=2)
+    result = shipper_kills(service, count=1200, kills=3)
+    assert_exactly_once(result, in_doubt_allowed=False)
+    assert len(shipper_processes(service)) == 1
+    service.stop()
+    wait_for(lambda: not shipper_processes(service), 15)
+    assert not [d for d in (service.data_dir / "journal").iterdir() if d.is_dir()], \
+        "every journal is shipped and removed at a clean stop"
 
 
 @needs_embedded

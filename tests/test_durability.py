@@ -28,7 +28,6 @@ from tracker.config import ConfigError, load_settings
 from tracker.events import Kind
 from tracker.journal import (
     Journal,
-    adoptable_journals,
     frame,
     segment_name,
     segment_numbers,
@@ -81,7 +80,7 @@ async def shipping(database: str, root: Path, *, started: bool = False,
     pool = await asyncpg.create_pool(database, min_size=0, max_size=2)
     journal = Journal(root)
     journal.open()
-    shipper = Shipper(pool, journal, **options)
+    shipper = Shipper(pool, root, **options)
     if started:
         shipper.start()
     try:
@@ -93,9 +92,13 @@ async def shipping(database: str, root: Path, *, started: bool = False,
         await pool.close()
 
 
-async def drain(shipper: Shipper) -> None:
+async def drain(shipper: Shipper, journal: Journal | None = None) -> None:
+    """Ship until nothing is left; then ``journal`` takes in the shipped word at once
+    (its serving loop would within POLL_BUSY)."""
     while await shipper.ship_once():
         pass
+    if journal is not None:
+        journal.refresh_shipped()
 
 
 def dead_journal(root: Path, m: Minted, *, torn_tail: bytes = b"") -> Path:
@@ -128,7 +131,7 @@ def test_a_dead_journal_with_a_torn_tail_is_adopted_drained_and_removed(
         pool = await asyncpg.create_pool(database, min_size=0, max_size=2)
         live = Journal(tmp_path)
         live.open()
-        shipper = Shipper(pool, live)
+        shipper = Shipper(pool, tmp_path)
         shipper.start()
         try:
             for _ in range(200):
@@ -166,9 +169,10 @@ def test_a_batch_failing_inside_its_transaction_moves_no_position(
             assert await pool.fetchval("SELECT count(*) FROM events") == 0
             assert await pool.fetchval("SELECT count(*) FROM journal_positions") == 0
             assert await pool.fetchval("SELECT count(*) FROM user_agents") == 0
+            journal.refresh_shipped()
             assert journal.backlog_bytes == backlog
             await pool.execute(HEAL_EVENTS)
-            await drain(shipper)
+            await drain(shipper, journal)
             return journal.backlog_bytes, await pool.fetchval(
                 "SELECT \"offset\" FROM journal_positions WHERE journal = $1", journal.journal_id)
 
@@ -191,7 +195,8 @@ def test_after_a_failure_positions_come_from_the_database_not_from_memory(
         async with shipping(database, tmp_path) as (pool, journal, shipper):
             assert all(await record_opens(journal, m, first))
             await drain(shipper)
-            shipper.own.position = (1, 0)  # memory behind the database, as after a lost answer
+            # memory behind the database, as after a lost answer
+            shipper.sources[journal.directory].position = (1, 0)
             assert all(await record_opens(journal, m, second))
             await pool.execute(FAIL_EVENTS)
             with pytest.raises(asyncpg.RaiseError):
@@ -228,9 +233,10 @@ def test_a_partition_created_in_a_rolled_back_batch_is_created_again(database: s
     assert scalar(database, "SELECT count(*) FROM events_y2033m07") == 1
 
 
-def test_a_journal_being_created_is_never_adoptable(tmp_path: Path) -> None:
-    """A new journal is prepared under a dot-name and renamed once locked; a scanner
-    running meanwhile sees nothing it could take, and a live journal stays locked."""
+def test_a_journal_being_created_is_never_adopted(tmp_path: Path) -> None:
+    """A new journal is prepared under a dot-name and renamed once locked; a scan
+    running meanwhile takes nothing of it, and a live journal is shipped as live
+    (up to its committed word), never finished and removed as a stopped one."""
 
     async def scenario() -> None:
         staging = tmp_path / ".new-123-456-abcd"
@@ -242,13 +248,19 @@ def test_a_journal_being_created_is_never_adoptable(tmp_path: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a process half-way through open()
         live = Journal(tmp_path)
         live.open()
+        shipper = Shipper(None, tmp_path)  # type: ignore[arg-type]  # a scan needs no database
         try:
-            assert adoptable_journals(tmp_path, None) == []
+            shipper.scan()
+            assert list(shipper.sources) == [live.directory]
+            assert shipper.sources[live.directory].live
             assert staging.exists(), "a staging directory in use must be left alone"
             os.close(fd)  # that process died before publishing: its directory is litter
-            assert adoptable_journals(tmp_path, None) == []
+            shipper.scan()
             assert not staging.exists()
+            assert shipper.sources[live.directory].live
         finally:
+            for source in shipper.sources.values():
+                source.close()
             await live.close()
             live.release(remove=True)
 
@@ -316,7 +328,7 @@ def test_sigterm_while_postgres_is_down_keeps_the_journal_for_the_next_start(
         code = service.stop(signal.SIGTERM, timeout=40)
         assert code is not None
         assert "stopped with events still in the journal" in service.log()
-        left = [d for d in (service.data_dir / "journal").iterdir()]
+        left = [d for d in (service.data_dir / "journal").iterdir() if d.is_dir()]
         assert len(left) == 1 and segment_numbers(left[0])
     finally:
         start_postgres(pg_data_dir)

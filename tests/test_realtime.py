@@ -64,7 +64,7 @@ def test_hits_wait_for_a_slow_database_and_all_land(start_service) -> None:
 async def _refused_batches(dsn: str, journal_dir) -> None:
     from tracker.events import encode_event
     from tracker.journal import Journal, frame
-    from tracker.shipper import ShipperThread
+    from tracker.shipper import Shipper
 
     conn = await asyncpg.connect(dsn)
     name = await conn.fetchval("SELECT current_database()")
@@ -72,7 +72,8 @@ async def _refused_batches(dsn: str, journal_dir) -> None:
     await conn.close()
     journal = Journal(journal_dir)
     journal.open()
-    shipper = ShipperThread(dsn, journal)
+    pool = await asyncpg.create_pool(dsn, min_size=0, max_size=1)
+    shipper = Shipper(pool, journal_dir)  # on this loop: its words are read as across processes
     shipper.start()
     try:
         waits = []
@@ -91,6 +92,8 @@ async def _refused_batches(dsn: str, journal_dir) -> None:
     finally:
         await shipper.stop(drain_timeout=1)
         await journal.close()
+        journal.release(remove=True)
+        await pool.close()
 
 
 def test_a_database_refusing_every_batch_holds_nothing_back(database, tmp_path) -> None:

@@ -1,5 +1,5 @@
 """Assembles the service: the edge in front, Starlette behind it, and the runtime
-(pool, journal, shipper) started and stopped by the lifespan."""
+(pool, journal, the link to the shipper process) started and stopped by the lifespan."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from tracker.domains import TrackingDomains
 from tracker.edge import Edge
 from tracker.journal import Journal
 from tracker.recorder import Recorder
-from tracker.shipper import ShipperThread
+from tracker.shipping import ShipperLink
 from tracker.tokens import TokenCodec
 from tracker.web import pages, unsubscribe
 
@@ -54,13 +54,13 @@ def public_routes() -> list[BaseRoute]:
 async def healthz(request: Request) -> JSONResponse:
     """Alive: answers at once without touching the database (a liveness probe must
     not fail, and the service must not be restarted, because PostgreSQL is down:
-    hits keep being journaled). ``database`` is what the shipper last saw. Public,
-    so it shows nothing of the traffic (counts are on the guarded /metrics)."""
-    shipper: ShipperThread = request.app.state.shipper
+    hits keep being journaled). ``database`` is what the shipper process last saw.
+    Public, so it shows nothing of the traffic (counts are on the guarded /metrics)."""
+    shipper: ShipperLink = request.app.state.shipper
     return JSONResponse({
         "status": "ok",
         "database": "reachable" if shipper.database_up else "unreachable",
-        "journal_backlog_bytes": shipper.backlog_bytes(),
+        "journal_backlog_bytes": shipper.backlog_bytes(request.app.state.journal),
     })
 
 
@@ -73,8 +73,8 @@ async def readyz(request: Request) -> JSONResponse:
             await conn.fetchval("SELECT 1", timeout=1)
     except Exception:  # noqa: BLE001 - any failure means "unreachable" here
         database = "unreachable"
-    shipper: ShipperThread = request.app.state.shipper
-    backlog = shipper.backlog_bytes()
+    shipper: ShipperLink = request.app.state.shipper
+    backlog = shipper.backlog_bytes(request.app.state.journal)
     ready = database == "reachable" and backlog < READY_BACKLOG_BYTES
     return JSONResponse({
         "status": "ready" if ready else "not_ready",
@@ -94,7 +94,7 @@ async def client_gone(request: Request, exc: Exception) -> Response:
 async def metrics_endpoint_app(scope: Scope, receive: Receive, send: Send) -> None:
     """Prometheus text format; behind the API key like everything not public."""
     state = scope["app"].state
-    metrics.JOURNAL_BACKLOG.set(state.shipper.backlog_bytes())
+    metrics.JOURNAL_BACKLOG.set(state.shipper.backlog_bytes(state.journal))
     metrics.JOURNAL_PENDING.set(state.journal.pending_bytes)
     body, content_type = metrics.render()
     response = Response(body, media_type=content_type)
@@ -122,8 +122,11 @@ def create_app(settings: Settings | None = None) -> Edge:
                                          max_inactive_connection_lifetime=60)
         journal.max_bytes = settings.journal_max_bytes
         journal.open()
-        # shipping runs on a loop of its own, so a batch never holds up a response
-        shipper = ShipperThread(dsn, journal)
+        # shipping runs in a process of its own, so a batch never holds up a response
+        # (one for every worker of this data directory: see tracker/shipping.py)
+        shipper = ShipperLink(settings.journal_dir, dsn,
+                              log_level=logging.getLevelName(log.getEffectiveLevel()).lower())
+        metrics.follow_shipper(settings.journal_dir)
         app.state.settings = settings
         app.state.codec = codec
         app.state.pool = pool
@@ -138,14 +141,16 @@ def create_app(settings: Settings | None = None) -> Edge:
             yield
         finally:
             refresher.cancel()
-            # requests are finished: commit what they appended, then ship it
+            # requests are finished: commit what they appended, hand the journal over
+            # to the shipper (it finishes and removes it) and wait for it to be shipped
             await journal.close()
-            drained = await shipper.stop()
-            journal.release(remove=drained)
+            journal.release()
+            drained = await shipper.stop(journal)
             if drained:
                 log.info("stopped: every accepted event is in PostgreSQL")
             else:
-                log.warning("stopped with events still in the journal %s; they ship at next start",
+                log.warning("stopped with events still in the journal %s; the shipper ships "
+                            "them when PostgreSQL is back, or the next start does",
                             journal.directory)
             try:
                 await asyncio.wait_for(pool.close(), 5)

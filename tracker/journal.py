@@ -8,8 +8,12 @@ group at once (PostgreSQL's group commit, in miniature). At ~0.25 ms an fsync, t
 groups stay small and the latency low, and throughput does not depend on the disk.
 
 Layout: one directory per process (``<data>/journal/<id>/``) holding numbered
-segment files and a ``LOCK`` file flocked for the process's life. A directory whose
-lock can be taken belongs to a dead process and is adopted by a live one.
+segment files, a ``LOCK`` file flocked for the process's life, and a ``POSITION``
+file (see ``PositionWords``) through which this process and the shipper process
+(tracker/shipper.py) tell each other how far the journal is committed and shipped:
+the only thing the two processes share besides the segment files. A directory
+whose lock can be taken belongs to a dead (or stopped) process; the shipper ships
+all of it and removes it.
 
 A frame is ``<u32 length><u32 crc32(body)><body>``; a torn frame at the tail (a
 write that was never acknowledged) fails its length or CRC check and ends reading.
@@ -47,13 +51,14 @@ import collections
 import contextlib
 import fcntl
 import logging
+import mmap
 import os
 import secrets
 import struct
 import threading
 import time
 import zlib
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +68,7 @@ FRAME_HEAD = struct.Struct("<II")
 SEGMENT_BYTES = 16 * 1024 * 1024
 MAX_RECORD = 1 << 20
 LOCK_NAME = "LOCK"
+POSITION_NAME = "POSITION"
 MAX_PENDING_BYTES = 32 * 1024 * 1024
 PENDING_WAIT_SECONDS = 5.0
 MAX_WAITING = 10_000
@@ -77,6 +83,10 @@ MARK_SPACING = 0.05
 MAX_MARKS = 10_000
 #: a disk-full or write error is logged at most this often (with the count since)
 LOUD_LOG_EVERY = 5.0
+#: how often the serving loop reads the shipper's shipped word: often while events
+#: wait (hits held back by F18 wake within this), seldom when all is shipped
+POLL_BUSY = 0.01
+POLL_IDLE = 0.05
 
 
 def frame(body: bytes) -> bytes:
@@ -107,6 +117,62 @@ def read_frames(data: bytes, start: int = 0) -> Iterator[tuple[int, bytes]]:
             return
         yield end, body
         pos = end
+
+
+class PositionWords:
+    """Two positions in a small shared file, each written by one process only.
+
+    ``COMMITTED``: written by the journal's commit thread after each group commit,
+    the end of what is durable (the shipper of a live journal ships no further: past
+    it lie frames never acknowledged). ``SHIPPED``: written by the shipper after each
+    batch has committed in PostgreSQL (the serving process turns it into its backlog,
+    the disk cap and F18's hold-back). Mapped into memory, so a write or read is a
+    copy of 16 bytes, no system call, at every group commit.
+
+    A slot is ``<u64 segment << 40 | offset><u32 crc32 of those 8 bytes><u32 0>``.
+    Nothing in Python makes a 16-byte copy atomic, so a reader checks the CRC and
+    reads again when it caught a write half-done (a torn pair that passes is a
+    2**-32 chance per torn read, and torn reads take a write landing within the same
+    few nanoseconds).
+    """
+
+    COMMITTED = 0
+    SHIPPED = 16
+    SIZE = 32
+    _SLOT = struct.Struct("<QI4x")
+    _VALUE = struct.Struct("<Q")
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        fd = os.open(path, flags, 0o600)
+        try:
+            if os.fstat(fd).st_size < self.SIZE:
+                if not create:
+                    raise FileNotFoundError(f"{path} is not a position file yet")
+                os.ftruncate(fd, self.SIZE)
+            self._map = mmap.mmap(fd, self.SIZE)
+        finally:
+            os.close(fd)
+
+    def publish(self, slot: int, segment: int, offset: int) -> None:
+        value = segment << 40 | offset
+        self._map[slot:slot + 16] = self._SLOT.pack(
+            value, zlib.crc32(self._VALUE.pack(value)))
+
+    def read(self, slot: int) -> tuple[int, int] | None:
+        """The position in ``slot``; (0, 0) if never written, None if every read
+        caught a write half-done (the caller tries again later)."""
+        for _ in range(8):
+            value, crc = self._SLOT.unpack(self._map[slot:slot + 16])
+            if crc == zlib.crc32(self._VALUE.pack(value)):
+                return value >> 40, value & ((1 << 40) - 1)
+            if value == 0 and crc == 0:
+                return 0, 0
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(BufferError, ValueError):
+            self._map.close()
 
 
 @dataclass
@@ -179,6 +245,9 @@ class Journal:
         self._fd: int | None = None
         self._fd_segment = 0
         self.committed_event = asyncio.Event()
+        self._words: PositionWords | None = None
+        self._shipped_word = (0, 0)
+        self._poll: asyncio.TimerHandle | None = None
 
     # -- life cycle ---------------------------------------------------------------
     def open(self) -> None:
@@ -187,6 +256,8 @@ class Journal:
         staging.mkdir()
         self._lock_fd = os.open(staging / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._words = PositionWords(staging / POSITION_NAME, create=True)
+        self._words.publish(PositionWords.COMMITTED, *self._committed)
         _fsync_dir(staging)
         os.rename(staging, self.directory)  # published only once locked
         _fsync_dir(self.root)
@@ -196,6 +267,7 @@ class Journal:
         self._shipped = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="journal-commit", daemon=True)
         self._thread.start()
+        self._poll = self._loop.call_later(POLL_IDLE, self._poll_shipped)
 
     async def close(self) -> None:
         """Commit everything appended so far and stop the commit thread."""
@@ -208,14 +280,39 @@ class Journal:
             os.close(self._fd)
             self._fd = None
 
-    def release(self, remove: bool) -> None:
-        """Give up ownership; remove the directory if everything was shipped."""
+    def release(self, remove: bool = False) -> None:
+        """Give up ownership (after close()): from now on the shipper treats the
+        directory as a stopped process's, ships the rest of it and removes it. The
+        shipped word is still followed until detach(). ``remove`` deletes the
+        directory at once instead (no shipper: tests, tools)."""
         if remove:
+            self.detach()
             remove_journal_dir(self.directory)
             _fsync_dir(self.root)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def detach(self) -> None:
+        """Stop following the shipper's word (the last step of a shutdown)."""
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
+        if self._words is not None:
+            self._words.close()
+            self._words = None
+
+    async def wait_shipped(self, timeout: float, give_up: Callable[[], bool]) -> bool:
+        """After close(): wait until everything committed is shipped (True), at most
+        ``timeout`` seconds and no longer than ``give_up()`` stays false."""
+        deadline = time.monotonic() + timeout
+        while self.backlog_bytes > 0:
+            if time.monotonic() > deadline or give_up():
+                return False
+            self._shipped.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._shipped.wait(), 0.1)
+        return True
 
     # -- the hot path (event loop thread) -----------------------------------------
     def append(self, records: bytes) -> Awaitable[bool]:
@@ -287,8 +384,27 @@ class Journal:
         """Appended but not yet committed: bounded by ``max_pending_bytes``."""
         return self._pending_bytes
 
+    def _poll_shipped(self) -> None:
+        """On the serving loop, every POLL_BUSY or POLL_IDLE seconds."""
+        self.refresh_shipped()
+        if self._loop is not None and self._words is not None:
+            self._poll = self._loop.call_later(
+                POLL_BUSY if self._commit_marks else POLL_IDLE, self._poll_shipped)
+
+    def refresh_shipped(self) -> None:
+        """Take in the shipped word the shipper published (a 16-byte read when
+        unchanged). On the serving loop."""
+        words = self._words
+        if words is None:
+            return
+        shipped = words.read(PositionWords.SHIPPED)
+        if shipped is not None and shipped != self._shipped_word:
+            self._shipped_word = shipped
+            self.shipped_to(*shipped)
+
     def shipped_to(self, segment: int, offset: int) -> None:
-        """The shipper's position (as committed in PostgreSQL) is now ``(segment, offset)``."""
+        """The shipper's position (as committed in PostgreSQL) is now ``(segment, offset)``.
+        Called on the serving loop."""
         with self._accounting:
             base = self._segment_base.get(segment)
             if base is not None:
@@ -308,10 +424,7 @@ class Journal:
             marks = self._commit_marks
             while marks and marks[0][0] <= self._shipped_total:
                 marks.popleft()
-        if self._loop is not None:
-            # called from the shipper's thread: wake hits waiting for it on the loop's
-            with contextlib.suppress(RuntimeError):  # the loop has closed
-                self._loop.call_soon_threadsafe(self._shipped.set)
+        self._shipped.set()  # wake hits waiting for the shipper
 
     def lagging(self) -> bool:
         """The shipper is landing batches but the oldest unshipped event is older
@@ -321,7 +434,7 @@ class Journal:
             return False
         try:
             oldest = marks[0][1]
-        except IndexError:  # shipped meanwhile, on the shipper's thread
+        except IndexError:  # shipped meanwhile, on the commit thread's accounting
             return False
         now = time.monotonic()
         return now - oldest > SHIP_LAG_TARGET and now - self._last_shipped_at < SHIPPER_ALIVE
@@ -402,7 +515,14 @@ class Journal:
             self._committed = (group.segment, start + len(data))
             self._committed_total += len(data)
             self._mark_commit(time.monotonic())
+        self._publish_committed()
         return True
+
+    def _publish_committed(self) -> None:
+        """Tell the shipper (commit thread only, after the fsync)."""
+        words = self._words
+        if words is not None:
+            words.publish(PositionWords.COMMITTED, *self._committed)
 
     def _mark_commit(self, now: float) -> None:
         """Remember when bytes up to _committed_total were committed (under
@@ -426,6 +546,7 @@ class Journal:
                 self._committed = (number, 0)
             self._segment_base.setdefault(number, self._committed_total)
         _fsync_dir(self.directory)
+        self._publish_committed()  # the last segment is complete: the shipper may finish it
 
     def _resolve(self, group: _Group, ok: bool) -> None:
         self._pending_bytes -= group.size
@@ -482,44 +603,7 @@ def remove_journal_dir(directory: Path) -> None:
         directory.rmdir()
 
 
-def adoptable_journals(root: Path, own: Path | None) -> list[tuple[Path, int]]:
-    """Journal directories whose owner is dead, each with the flock fd that now
-    proves this process owns them (keep it open while draining).
-
-    The LOCK file is never created here: every published journal has one from
-    birth, and creating one could race with a directory being removed."""
-    found: list[tuple[Path, int]] = []
-    if not root.is_dir():
-        return found
-    for directory in sorted(root.iterdir()):
-        if not directory.is_dir() or directory == own:
-            continue
-        if directory.name.startswith("."):
-            _remove_stale_staging(directory)
-            continue
-        lock_path = directory / LOCK_NAME
-        try:
-            fd = os.open(lock_path, os.O_RDWR)
-        except FileNotFoundError:
-            if not segment_numbers(directory):
-                with contextlib.suppress(OSError):
-                    directory.rmdir()  # the empty remains of a removal cut short
-            continue
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        if not directory.exists():  # removed by its last adopter meanwhile
-            os.close(fd)
-            continue
-        found.append((directory, fd))
-    return found
-
-
-def _remove_stale_staging(directory: Path) -> None:
+def remove_stale_staging(directory: Path) -> None:
     """A ``.new-*`` directory left by a process killed while opening its journal
     holds no events (segments are only written after the rename)."""
     try:

@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,10 +32,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily
+
+from tracker.shipper_status import StatusCollector
 
 #: prometheus_client's multiprocess mode (its own variable), fixed at import as it is
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -113,21 +115,27 @@ OPEN_OK, CLICK_OK, CLICK_BAD = _tally(
 (UNKNOWN_HOST,) = _tally("tracker_unknown_host_hits_total",
                          "Open and click hits (served all the same) whose Host is neither "
                          "TRACKER_PUBLIC_URL's nor a configured tracking domain")
-EVENTS_LANDED = Counter("tracker_events_landed_total", "Events committed to PostgreSQL")
 JOURNAL_BACKLOG = Gauge("tracker_journal_backlog_bytes",
                         "Journal bytes on disk not yet in PostgreSQL (own and adopted journals)",
                         multiprocess_mode="livesum")
 JOURNAL_PENDING = Gauge("tracker_journal_pending_bytes",
                         "Bytes appended but not yet fsynced (bounded; hits wait past the bound)",
                         multiprocess_mode="livesum")
-JOURNALS_ADOPTED = Gauge("tracker_journals_adopted",
-                         "Journals of stopped processes being drained", multiprocess_mode="livesum")
-DATABASE_UP = Gauge("tracker_database_up", "1 while the shipper reaches PostgreSQL",
-                    multiprocess_mode="livemin")
-BATCH_SIZE = Histogram("tracker_ship_batch_events", "Events per shipped batch",
-                       buckets=(1, 10, 100, 1000, 5000, 20000))
-COPY_SECONDS = Histogram("tracker_ship_seconds", "Time to land one batch (COPY and commit)")
-DATABASE_ERRORS = Counter("tracker_database_errors_total", "Failed attempts to reach PostgreSQL")
+#: the shipper process's metrics (events landed, batch sizes and seconds, database up
+#: and errors, journals adopted), read from its SHIPPER file at each scrape: it serves
+#: no HTTP itself (tracker/shipper_status.py). Set by follow_shipper().
+_shipper: StatusCollector | None = None
+
+
+def follow_shipper(root: Path) -> None:
+    """Export the metrics of the shipper of the journal root ``root`` (once per
+    process: the one shipper's numbers, never summed over workers)."""
+    global _shipper
+    if _shipper is not None:
+        return
+    _shipper = StatusCollector(root)
+    if not MULTIPROCESS:
+        REGISTRY.register(_shipper)
 
 
 def render() -> tuple[bytes, str]:
@@ -138,6 +146,8 @@ def render() -> tuple[bytes, str]:
         registry = CollectorRegistry()
         # prometheus_client leaves this constructor unannotated
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        if _shipper is not None:
+            registry.register(_shipper)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 

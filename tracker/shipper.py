@@ -1,27 +1,47 @@
-"""Ships committed journal records to PostgreSQL with COPY, exactly once.
+"""Ships committed journal records to PostgreSQL with COPY, exactly once, in a process
+of its own: ``tracker ship``, started by the serving processes (tracker/shipping.py).
 
-It ships this process's own journal at a steady cadence (every ``interval``, 25 ms:
-an event is in the reports well within a second, docs/figures.md#f18, and at load a batch holds
-hundreds of events instead of one group commit's handful; 25 rather than 50 ms keeps
-each batch's Python, which holds the GIL the serving thread needs, shorter, at no
-CPU cost measured) and drains the journals of dead processes it adopts. It keeps one
-connection of its own for that (no pool acquire and reset per batch). While
-PostgreSQL is down it retries with backoff; the edge never waits for it.
+Why a process: a batch's Python (decoding records, the rollups' aggregation, the
+round trips) needs the GIL; in a thread of the serving process it held the GIL that
+answers hits. In its own process it holds none of theirs, and with ``--workers N``
+one shipper lands every worker's journal (nothing is folded twice, and batches are
+N times larger).
+
+One shipper runs per journal root (``<data>/journal``), proven by the flock of the
+root's ``SHIPPER`` file, where it also publishes its status and counters
+(tracker/shipper_status.py). It ships every journal under the root, at a steady
+cadence (every ``interval``, 25 ms: an event is in the reports well within a
+second, docs/figures.md#f18, and at load a batch holds hundreds of events instead
+of one group commit's handful):
+
+* a *live* journal (its ``LOCK`` held by its serving process) up to the committed
+  word its writer publishes in ``POSITION`` after each group commit, never a frame
+  past it (never one not yet acknowledged); after each batch the shipper publishes
+  its shipped word there, from which the serving process counts its backlog;
+* a *stopped* one (its ``LOCK`` free: the process ended, cleanly or killed) to the
+  last intact frame, after which its directory is removed.
+
+It keeps one connection of its own. While PostgreSQL is down it retries with
+backoff; the edge never waits for it. It exits once no journal under the root is
+live and everything is shipped (or, with PostgreSQL down, after EXIT_GRACE).
 
 Exactly once rests on three rules: a batch's rows and its journal position commit in
 one transaction (a failure anywhere rolls back both, and the in-memory position only
 moves after the commit); a segment file is deleted only after the position past
-its end has committed; and a dead process's directory is deleted (segments first,
-its position row last) only once everything in it has landed.
+its end has committed; and a stopped process's directory is deleted (segments
+first, its position row last) only once everything in it has landed. A shipper
+killed at any point leaves positions that PostgreSQL alone holds, and the next one
+starts from them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
-import threading
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +49,18 @@ from typing import Any
 
 import asyncpg
 
-from tracker import metrics
 from tracker.events import RECORD_DEFINITION, RECORD_EVENT, Dictionary, decode_record
 from tracker.journal import (
-    Journal,
-    adoptable_journals,
+    LOCK_NAME,
+    POSITION_NAME,
+    PositionWords,
     read_frames,
     remove_journal_dir,
+    remove_stale_staging,
     segment_name,
     segment_numbers,
 )
+from tracker.shipper_status import ShipperStatus, read_status, write_status
 from tracker.store import events as event_store
 
 log = logging.getLogger(__name__)
@@ -51,6 +73,13 @@ MIN_BATCH_EVENTS = 20
 #: what one ship_once found: nothing, something, or a batch cut short (ship again at once)
 IDLE, SHIPPED, FULL = 0, 1, 2
 READ_BYTES = 4 * 1024 * 1024
+#: with no live journal left and PostgreSQL down, the shipper gives up after this
+#: many seconds (the journals wait for the next start); after SIGTERM it stops
+#: after STOP_GRACE seconds whatever is left
+EXIT_GRACE = 3.0
+STOP_GRACE = 30.0
+#: the status file is rewritten at most this often while nothing changes
+STATUS_EVERY = 0.5
 #: what a failed attempt to reach or write PostgreSQL can raise
 DATABASE_FAILURES = (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 #: errors PostgreSQL reports as it ends the session (a shutdown, a crash, a lost
@@ -61,11 +90,13 @@ _CONNECTION_GONE = (asyncpg.exceptions.OperatorInterventionError,
 
 @dataclass
 class _Source:
-    """One journal directory being shipped: ours (``live``) or an adopted one."""
+    """One journal directory being shipped: live (its writer runs) or stopped, in
+    which case ``lock_fd`` holds its LOCK for us."""
 
     directory: Path
-    live: Journal | None = None
+    words: PositionWords | None = None
     lock_fd: int | None = None
+    probe_fd: int | None = None  # the LOCK opened, to try it while live
     position: tuple[int, int] | None = None  # (segment, offset) shipped so far
     known_urls: set[int] = field(default_factory=set)
     known_uas: set[int] = field(default_factory=set)
@@ -73,6 +104,37 @@ class _Source:
     @property
     def name(self) -> str:
         return self.directory.name
+
+    @property
+    def live(self) -> bool:
+        return self.lock_fd is None
+
+    def committed(self) -> tuple[int, int] | None:
+        """How far a live journal is durable (None: stopped, ship every intact frame)."""
+        if not self.live:
+            return None
+        assert self.words is not None, "a live source has its words"
+        return self.words.read(PositionWords.COMMITTED)
+
+    def try_lock(self) -> bool:
+        """True once the writer has let go of the journal (now ours to finish)."""
+        if self.probe_fd is None:
+            return False
+        try:
+            fcntl.flock(self.probe_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self.lock_fd, self.probe_fd = self.probe_fd, None
+        return True
+
+    def close(self) -> None:
+        for fd in (self.lock_fd, self.probe_fd):
+            if fd is not None:
+                os.close(fd)
+        self.lock_fd = self.probe_fd = None
+        if self.words is not None:
+            self.words.close()
+            self.words = None
 
 
 @dataclass
@@ -88,21 +150,37 @@ class _Batch:
 
 
 class Shipper:
-    def __init__(self, pool: asyncpg.Pool, journal: Journal, *, interval: float = 0.025,
-                 adopt_every: float = 5.0) -> None:
+    """Ships every journal under ``root``. ``ship_once`` is one round; ``start`` and
+    ``stop`` run rounds on the current loop (what ``run_process`` and tests use)."""
+
+    def __init__(self, pool: asyncpg.Pool, root: Path, *, interval: float = 0.025,
+                 scan_every: float = 0.2, status_fd: int | None = None) -> None:
         self.pool = pool
-        self.journal = journal
+        self.root = root
         self.interval = interval
-        self.adopt_every = adopt_every
-        self.own = _Source(journal.directory, live=journal)
-        self.adopted: list[_Source] = []
-        self.landed = 0
-        self.database_up = True
+        self.scan_every = scan_every
+        self.status_fd = status_fd
+        self.sources: dict[Path, _Source] = {}
+        self.status = ShipperStatus(pid=os.getpid())
+        previous = read_status(status_fd) if status_fd is not None else None
+        if previous is not None:  # counters carry on from the last shipper's
+            self.status = previous
+            self.status.pid = os.getpid()
+            self.status.database_up = True  # until this shipper finds otherwise
+        self._status_written = 0.0
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._last_adopt = 0.0
+        self._last_scan = 0.0
         self._conn: asyncpg.Connection | None = None
         self.batch_events = BATCH_EVENTS
+
+    @property
+    def landed(self) -> int:
+        return self.status.landed
+
+    @property
+    def database_up(self) -> bool:
+        return self.status.database_up
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="shipper")
@@ -120,13 +198,16 @@ class Shipper:
                     if not await asyncio.wait_for(self.ship_once(), left):
                         return self.pending_sources() == 0
                 except Exception as exc:  # noqa: BLE001 - whatever it was, the journal keeps it
-                    metrics.DATABASE_ERRORS.inc()
+                    self.status.database_errors += 1
                     log.warning("final drain failed (%s); the journal keeps the rest for the "
                                 "next start", str(exc) or type(exc).__name__)
                     return False
             return False
         finally:
             await self._drop_connection(terminate=False)
+            for source in self.sources.values():
+                source.close()
+            self.sources.clear()
 
     async def _connection(self) -> asyncpg.Connection:
         """The shipper's own connection, taken from the pool once and kept: a pool
@@ -161,13 +242,22 @@ class Shipper:
 
     def pending_sources(self) -> int:
         """Journals with events not yet in PostgreSQL (0 means all landed)."""
-        own_left = self.own.position is None or self._read_batch(self.own) is not None
-        return len(self.adopted) + (1 if own_left else 0)
+        left = 0
+        for source in self.sources.values():
+            if not source.live or source.position is None or self._read_batch(source):
+                left += 1
+        return left
+
+    def live_sources(self) -> int:
+        return sum(1 for source in self.sources.values() if source.live)
 
     def backlog_bytes(self) -> int:
-        """Journal bytes on disk not yet in PostgreSQL: ours and adopted ones."""
-        total = self.journal.backlog_bytes
-        for source in list(self.adopted):
+        """Bytes of stopped journals not yet in PostgreSQL (live journals count their
+        own, in their serving process)."""
+        total = 0
+        for source in list(self.sources.values()):
+            if source.live:
+                continue
             seg, offset = source.position or (0, 0)
             for number in segment_numbers(source.directory):
                 if number < seg:
@@ -179,18 +269,31 @@ class Shipper:
                 total += max(0, size - offset) if number == seg else size
         return total
 
+    def publish_status(self, *, force: bool = False) -> None:
+        """Rewrite the SHIPPER file (after a batch, a change, or every STATUS_EVERY)."""
+        if self.status_fd is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._status_written < STATUS_EVERY:
+            return
+        self._status_written = now
+        self.status.adopted = sum(1 for s in self.sources.values() if not s.live)
+        self.status.adopted_backlog = self.backlog_bytes() if self.status.adopted else 0
+        with contextlib.suppress(OSError):
+            write_status(self.status_fd, self.status)
+
     async def _run(self) -> None:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                if time.monotonic() - self._last_adopt > self.adopt_every:
-                    self._adopt()
                 busy = await self.ship_once()
-                if not self.database_up:
+                if not self.status.database_up:
                     log.warning("database reachable again; shipping the journal backlog "
                                 "(%d bytes)", self.backlog_bytes())
-                self.database_up = True
-                metrics.DATABASE_UP.set(1)
+                    self.status.database_up = True
+                    self.publish_status(force=True)
+                else:
+                    self.publish_status(force=busy != IDLE)
                 backoff = 0.1
                 if busy == FULL:
                     continue  # a backlog: ship the next batch at once
@@ -202,34 +305,41 @@ class Shipper:
                 # a database failure, or anything unforeseen (asyncpg's protocol left
                 # mid-operation by a server shutting down raised InternalClientError):
                 # the journal keeps every event, so log it, back off and try again
-                # rather than end the thread and ship nothing until a restart
-                metrics.DATABASE_ERRORS.inc()
-                if self.database_up:  # once per run of failures, not per retry
+                # rather than end the loop and ship nothing until a restart
+                self.status.database_errors += 1
+                if self.status.database_up:  # once per run of failures, not per retry
                     if isinstance(exc, DATABASE_FAILURES):
                         log.error("cannot ship events to PostgreSQL (%s); they wait in the"
                                   " journal", exc or type(exc).__name__)
                     else:
                         log.exception("unexpected error while shipping events; they wait"
                                       " in the journal, retrying")
-                self.database_up = False
-                metrics.DATABASE_UP.set(0)
+                self.status.database_up = False
+                self.publish_status(force=True)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), backoff)
                 backoff = min(backoff * 2, 2.0)
 
-    def _adopt(self) -> None:
-        self._last_adopt = time.monotonic()
-        taken = {s.directory for s in self.adopted}
-        for directory, fd in adoptable_journals(self.journal.root, self.journal.directory):
-            if directory in taken:
-                os.close(fd)
+    def scan(self) -> None:
+        """Take in every journal directory under the root not yet known."""
+        self._last_scan = time.monotonic()
+        if not self.root.is_dir():
+            return
+        for directory in sorted(self.root.iterdir()):
+            if directory in self.sources or not directory.is_dir():
                 continue
-            log.warning("adopting journal %s left by a stopped process", directory.name)
-            self.adopted.append(_Source(directory, lock_fd=fd))
-        metrics.JOURNALS_ADOPTED.set(len(self.adopted))
+            if directory.name.startswith("."):
+                remove_stale_staging(directory)
+                continue
+            source = _open_source(directory)
+            if source is not None:
+                if not source.live:
+                    log.warning("adopting journal %s left by a stopped process",
+                                directory.name)
+                self.sources[directory] = source
 
     async def ship_once(self) -> int:
-        """Ship one batch from each source: IDLE (0) if none had anything, SHIPPED
+        """Ship one batch from each journal: IDLE (0) if none had anything, SHIPPED
         (true) if some had, FULL if some batch was cut short (more waits).
 
         After any failure every position is forgotten and re-read from PostgreSQL:
@@ -238,12 +348,14 @@ class Shipper:
         after an error PostgreSQL reported about a statement (its transaction was
         rolled back), and dropped after anything else, a shutdown or a lost
         connection reported by the server included."""
+        if time.monotonic() - self._last_scan >= self.scan_every:
+            self.scan()
         busy = IDLE
         try:
-            for source in [*self.adopted, self.own]:
+            for source in list(self.sources.values()):
                 busy = max(busy, await self._ship_source(source))
         except BaseException as exc:
-            for source in [*self.adopted, self.own]:
+            for source in self.sources.values():
                 source.position = None
             if not (isinstance(exc, asyncpg.PostgresError)
                     and not isinstance(exc, _CONNECTION_GONE) and self._reusable()):
@@ -255,12 +367,16 @@ class Shipper:
         conn = await self._connection()
         if source.position is None:
             source.position = await event_store.shipped_position(conn, source.name)
-            if source.live is not None:
-                source.live.shipped_to(*source.position)
+            self._publish_shipped(source)
         batch = self._read_batch(source)
         if batch is None:
-            if source.live is None:
-                await self._finish_adopted(conn, source)
+            if not source.live:
+                await self._finish(conn, source)
+            elif source.try_lock():
+                # its writer stopped (cleanly or not): finish it to its last intact
+                # frame, from the next round on
+                log.info("journal %s stopped; shipping the rest of it", source.name)
+                return SHIPPED
             return IDLE
         if batch.events or batch.urls or batch.user_agents:
             started = time.perf_counter()
@@ -269,20 +385,21 @@ class Shipper:
                 events=batch.events, urls=batch.urls, user_agents=batch.user_agents,
             )
             took = time.perf_counter() - started
-            metrics.COPY_SECONDS.observe(took)
             self._pace(len(batch.events), took)
-            metrics.BATCH_SIZE.observe(len(batch.events))
-            metrics.EVENTS_LANDED.inc(len(batch.events))
-            self.landed += len(batch.events)
+            self.status.observe_batch(len(batch.events), took)
         source.position = (batch.segment, batch.end)
         source.known_urls.update(batch.urls)
         source.known_uas.update(batch.user_agents)
         if batch.segment_done:
             (source.directory / segment_name(batch.segment)).unlink(missing_ok=True)
             source.position = (batch.segment + 1, 0)
-        if source.live is not None:
-            source.live.shipped_to(*source.position)
+        self._publish_shipped(source)
         return FULL if batch.full else SHIPPED
+
+    @staticmethod
+    def _publish_shipped(source: _Source) -> None:
+        if source.words is not None and source.position is not None:
+            source.words.publish(PositionWords.SHIPPED, *source.position)
 
     def _pace(self, events: int, took: float) -> None:
         """Size the next batch to what PostgreSQL landed in BATCH_SECONDS just now.
@@ -302,10 +419,11 @@ class Shipper:
         everything committed has been shipped."""
         assert source.position is not None, "_ship_source reads it first"
         seg, offset = source.position
-        live = source.live
         numbers = segment_numbers(source.directory)
         pending = [n for n in numbers if n >= seg]
-        committed = live.committed if live is not None else None
+        committed = source.committed()
+        if source.live and committed is None:
+            return None  # its word caught half-written: next round
         if committed is not None:
             pending = [n for n in pending if n <= committed[0]]
         if not pending:
@@ -317,10 +435,13 @@ class Shipper:
         limit: int | None = None
         if committed is not None and number == committed[0]:
             limit = committed[1]
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            want = READ_BYTES if limit is None else min(READ_BYTES, limit - offset)
-            data = fh.read(max(want, 0))
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                want = READ_BYTES if limit is None else min(READ_BYTES, limit - offset)
+                data = fh.read(max(want, 0))
+        except FileNotFoundError:
+            return None  # a segment the writer has not created yet
         batch = _Batch(segment=number, end=offset, start=offset)
         full = False
         for end, body in read_frames(data):
@@ -338,122 +459,110 @@ class Shipper:
                 full = True
                 break
         at_eof = len(data) < READ_BYTES
-        if committed is not None:  # our own journal
-            # our own segment is done once the journal has moved past it
+        if committed is not None:  # a live journal
+            # a segment is done once its writer has moved past it
             batch.segment_done = number < committed[0] and batch.end >= path.stat().st_size
         else:
-            # an adopted segment is done at its end; what follows the last intact
-            # frame there is a torn write that was never acknowledged
+            # a stopped journal's segment is done at its end; what follows the last
+            # intact frame there is a torn write that was never acknowledged
             batch.segment_done = at_eof and not full
         if batch.end == offset and not batch.segment_done:
             return None
         batch.full = full or not at_eof  # cut by batch_events or READ_BYTES
         return batch
 
-    async def _finish_adopted(self, conn: asyncpg.Connection, source: _Source) -> None:
-        """Everything of a dead process's journal has landed: remove it.
+    async def _finish(self, conn: asyncpg.Connection, source: _Source) -> None:
+        """Everything of a stopped process's journal has landed: remove it.
 
         Files go first, the position row last: a crash in between leaves a stale row
         (harmless), never a directory whose position was forgotten (reshipped)."""
         remove_journal_dir(source.directory)
         await event_store.forget_journal(conn, source.name)
-        if source.lock_fd is not None:
-            os.close(source.lock_fd)
-        self.adopted.remove(source)
-        metrics.JOURNALS_ADOPTED.set(len(self.adopted))
-        log.warning("journal %s drained and removed", source.name)
+        source.close()
+        del self.sources[source.directory]
+        self.publish_status(force=True)
+        log.info("journal %s shipped and removed", source.name)
 
 
-class ShipperThread:
-    """A Shipper on an event loop of its own, in a thread, with its own connection.
+def _open_source(directory: Path) -> _Source | None:
+    """A journal directory to ship, or None (being removed, or not ours to read).
 
-    Why: on the serving loop a batch (decode, COPY, the rollups' aggregation and
-    round trips) held the loop for milliseconds at a time, every 50 ms, and every
-    response waiting behind it took that as latency (p99 3-8x the bare app's). In a
-    thread the batch's Python still needs the GIL, but the interpreter hands the GIL
-    back to the serving thread every switch interval, and the batch's round trips
-    to PostgreSQL no longer run on the loop that answers hits. On a machine with a
-    core to spare, the shipper's waits also overlap the serving loop's work.
+    The LOCK file is never created here: every published journal has one from
+    birth, and creating one could race with a directory being removed."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR)
+    except FileNotFoundError:
+        if not segment_numbers(directory):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # the empty remains of a removal cut short
+        return None
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        stopped = True
+    except BlockingIOError:
+        stopped = False
+    words: PositionWords | None = None
+    with contextlib.suppress(FileNotFoundError):
+        words = PositionWords(directory / POSITION_NAME)
+    if not directory.exists() or (not stopped and words is None):
+        # removed meanwhile, or written by a version without position words
+        os.close(fd)
+        if words is not None:
+            words.close()
+        return None
+    if stopped:
+        return _Source(directory, words=words, lock_fd=fd)
+    return _Source(directory, words=words, probe_fd=fd)
 
-    The journal is the only thing the two threads share: ``committed`` (a tuple,
-    replaced whole) and ``shipped_to`` (under the journal's accounting lock).
-    Exactly-once is the Shipper's own, unchanged. The interface is the Shipper's as
-    the app uses it: ``start``, ``stop`` (awaitable from the serving loop),
-    ``database_up``, ``landed`` and ``backlog_bytes``.
-    """
 
-    def __init__(self, dsn: str, journal: Journal, **options: float) -> None:
-        self.dsn = dsn
-        self.journal = journal
-        self.options = options
-        self.shipper: Shipper | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._drained = False
-        self._error: BaseException | None = None
-
-    @property
-    def database_up(self) -> bool:
-        return self.shipper.database_up if self.shipper else False
-
-    @property
-    def landed(self) -> int:
-        return self.shipper.landed if self.shipper else 0
-
-    def backlog_bytes(self) -> int:
-        return self.shipper.backlog_bytes() if self.shipper else self.journal.backlog_bytes
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._main, name="shipper", daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise RuntimeError("the shipper thread failed to start") from self._error
-
-    async def stop(self, drain_timeout: float = 15.0) -> bool:
-        """Stop shipping, drain what is committed; True if nothing is left."""
-        if self._thread is None:
-            return False
-        if self._loop is not None and self._stopping is not None:
-            with contextlib.suppress(RuntimeError):  # its loop has already ended
-                self._loop.call_soon_threadsafe(self._stopping.set)
-        await asyncio.to_thread(self._thread.join)
-        return self._drained
-
-    def _main(self) -> None:
-        loop: asyncio.AbstractEventLoop
+async def run_process(dsn: str, root: Path, status_fd: int) -> int:
+    """``tracker ship``'s main: ship until no journal under ``root`` is live and
+    everything is shipped (see the module docstring). ``status_fd`` is the root's
+    SHIPPER file, flocked by the caller (or its parent) for this process's life."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # the serving processes got the same signal: they close their journals,
+        # which this process then finishes; it stops once none is left
+        loop.add_signal_handler(signum, stopping.set)
+    # min_size=0: it starts, and keeps trying, with PostgreSQL down
+    pool = await asyncpg.create_pool(dsn, min_size=0, max_size=1,
+                                     max_inactive_connection_lifetime=60)
+    shipper = Shipper(pool, root, status_fd=status_fd)
+    shipper.scan()
+    shipper.publish_status(force=True)
+    shipper.start()
+    stop_deadline: float | None = None
+    down_since: float | None = None
+    try:
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            if stopping.is_set() and stop_deadline is None:
+                stop_deadline = now + STOP_GRACE
+            if stop_deadline is not None and now >= stop_deadline:
+                return 1  # asked to stop, and a serving process still holds on
+            if shipper.live_sources():
+                down_since = None
+                continue
+            # no serving process left: finish the stopped journals, then exit
+            if not shipper.sources:
+                return 0
+            if shipper.database_up:
+                down_since = None
+                continue
+            down_since = down_since or now
+            if now - down_since > EXIT_GRACE:
+                return 1
+    finally:
+        drained = await shipper.stop(drain_timeout=1.0 if shipper.sources else 0.1)
+        if not drained:
+            log.warning("shipper stopped with events still in the journals under %s; they "
+                        "ship at the next start", root)
+        shipper.publish_status(force=True)
         try:
-            import uvloop
-
-            loop = uvloop.new_event_loop()
-        except ImportError:  # pragma: no cover - uvloop is a dependency of the server
-            loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            self._drained = loop.run_until_complete(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - reported by start() or logged
-            self._error = exc
-            log.exception("the shipper thread ended with an error; the journal keeps "
-                          "every event for the next start")
-        finally:
-            self._ready.set()
-            loop.close()
-
-    async def _serve(self) -> bool:
-        # min_size=0: it starts, and keeps trying, with PostgreSQL down
-        pool = await asyncpg.create_pool(self.dsn, min_size=0, max_size=1,
-                                         max_inactive_connection_lifetime=60)
-        self._stopping = asyncio.Event()
-        self.shipper = Shipper(pool, self.journal, **self.options)
-        self.shipper.start()
-        self._ready.set()
-        try:
-            await self._stopping.wait()
-            return await self.shipper.stop()
-        finally:
-            try:
-                await asyncio.wait_for(pool.close(), 5)
-            except (*DATABASE_FAILURES, asyncpg.exceptions.InternalClientError):
-                pool.terminate()
+            await asyncio.wait_for(pool.close(), 5)
+        except (*DATABASE_FAILURES, asyncpg.exceptions.InternalClientError):
+            pool.terminate()

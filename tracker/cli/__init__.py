@@ -12,6 +12,7 @@ from tracker.cli.keys import keys
 from tracker.cli.report import report
 from tracker.cli.rewrite import rewrite
 from tracker.cli.serve import migrate, serve
+from tracker.cli.ship import ship
 from tracker.cli.smtp import smtp
 from tracker.cli.suppressions import suppressions
 from tracker.cli.token import token
@@ -23,6 +24,6 @@ def main() -> None:
     """Open- and click-tracking service: signed pixel and redirect, reports in PostgreSQL."""
 
 
-for command in (serve, migrate, demo, token, events, report, rewrite, suppressions,
+for command in (serve, migrate, ship, demo, token, events, report, rewrite, suppressions,
                 keys, smtp):
     main.add_command(command)

@@ -220,6 +220,24 @@ def test_without_campaign_the_message_is_relayed_unchanged(relay: Relay, sink: S
     assert deliveries(relay.dsn) == []
 
 
+def test_dots_and_long_messages_come_through_the_data_reader(relay: Relay, sink: Sink) -> None:
+    """The relay's DATA reader (tracker.smtp.protocol) undoes dot-stuffing exactly,
+    takes a message far larger than one socket read, and leaves the connection
+    ready for the next message."""
+    body = (b".starts with a dot\r\n..two dots\r\n.\r\nends with a dot.\r\n"
+            b"x" * 990 + b"\r\n") * 400
+    raw = b"From: a@sender.example\r\nSubject: dots\r\n\r\n" + body
+    with relay.client() as client:
+        client.sendmail("a@sender.example", ["b@example.org"], raw)
+        client.sendmail("a@sender.example", ["c@example.org"], b"Subject: empty\r\n\r\n")
+        client.sendmail("a@sender.example", ["d@example.org"], b".\r\n")
+    assert [m.data for m in sink.received] == [raw, b"Subject: empty\r\n\r\n", b".\r\n"]
+    with relay.client() as client, pytest.raises(smtplib.SMTPDataError) as caught:
+        client.sendmail("a@sender.example", ["b@example.org"],
+                        b"Subject: long\r\n\r\n" + b"y" * 1000 + b"\r\n")
+    assert caught.value.smtp_code == 500 and len(sink.received) == 3
+
+
 def test_bad_tracker_headers_are_refused_with_what_to_fix(relay: Relay, sink: Sink) -> None:
     with relay.client() as client, pytest.raises(smtplib.SMTPDataError) as caught:
         client.sendmail("a@sender.example", ["b@example.org"],

@@ -1,4 +1,5 @@
-"""The relay on a socket: aiosmtpd's SMTP protocol, the handler, AUTH and TLS.
+"""The relay on a socket: aiosmtpd's SMTP protocol (with the DATA reader of
+:mod:`.protocol`), the handler, AUTH and TLS.
 
 ``start`` is what ``tracker smtp`` runs and what the tests start in a thread."""
 
@@ -17,6 +18,7 @@ from tracker.api.auth import key_matches
 from tracker.rewrite.engine import Rewriter
 from tracker.rewrite.send import Sender
 from tracker.smtp.handler import RelayHandler
+from tracker.smtp.protocol import RelaySMTP
 from tracker.smtp.settings import RelaySettings
 from tracker.tokens import TokenCodec
 
@@ -75,7 +77,7 @@ async def start(settings: RelaySettings, *, dsn: str, secret_keys: list[str], pu
     authenticator = KeyAuthenticator(api_key)
 
     def protocol() -> SMTP:
-        return SMTP(handler, data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True,
+        return RelaySMTP(handler, data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True,
                     decode_data=False, ident="tracker smtp relay", tls_context=tls,
                     auth_require_tls=True, authenticator=authenticator)
 

@@ -1,0 +1,82 @@
+"""Issue 18, relay speed: the relay's DATA reader (tracker.smtp.protocol.read_data)
+against a real asyncio StreamReader fed the way a socket feeds it, in pieces of
+every size: the message as aiosmtpd's line reader would give it, the replies for
+too much data and too long lines, and nothing read past the final dot."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from tracker.smtp.protocol import TOO_LONG, TOO_MUCH, read_data
+
+LIMIT = 1001  # aiosmtpd's stream limit and longest line, CRLF included
+
+
+def unstuffed(lines: list[bytes]) -> bytes:
+    """What aiosmtpd's own reader makes of these CRLF lines (before the final dot)."""
+    return b"".join(line[1:] if line.startswith(b".") else line for line in lines)
+
+
+async def feed_and_read(wire: bytes, pieces: list[int], size_limit: int | None = None
+                        ) -> tuple[bytes, str | None, bytes]:
+    reader = asyncio.StreamReader(limit=LIMIT)
+
+    async def feed() -> None:
+        at = 0
+        for size in pieces:
+            reader.feed_data(wire[at:at + size])
+            at += size
+            await asyncio.sleep(0)
+        reader.feed_data(wire[at:])
+        reader.feed_eof()
+
+    feeding = asyncio.ensure_future(feed())
+    content, problem = await read_data(reader, size_limit, LIMIT)
+    await feeding
+    return content, problem, await reader.read()
+
+
+def _crlf_lines(data: bytes) -> list[bytes]:
+    pieces = data.split(b"\r\n")
+    return [p + b"\r\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+
+
+def split(rng: random.Random, total: int) -> list[int]:
+    sizes = []
+    while total > 0:
+        size = rng.choice((1, 2, 3, 5, 64, 999, 1000, 1001, 1002, 4096, 65536))
+        sizes.append(size)
+        total -= size
+    return sizes
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_messages_read_in_any_pieces_equal_the_line_reader(seed: int) -> None:
+    rng = random.Random(seed)
+    words = [b"", b".", b"..", b".x", b"x.", b"a.b", b"\n.", b"x" * 997, b"=", b"\r"]
+    text = b"".join(rng.choice(words) + rng.choice(words) + b"\r\n"
+                    for _ in range(rng.randint(0, 300)))
+    # the lines as the wire cuts them (at CRLF), dot-stuffed as a client sends them
+    lines = [b"." + line if line.startswith(b".") else line for line in _crlf_lines(text)]
+    wire = b"".join(lines) + b".\r\nMAIL FROM:<next@example.org>\r\n"
+    content, problem, rest = asyncio.run(feed_and_read(wire, split(rng, len(wire))))
+    if any(len(line) > LIMIT for line in lines):
+        assert problem == TOO_LONG
+    else:
+        assert problem is None and content == unstuffed(lines)
+    assert rest == b"MAIL FROM:<next@example.org>\r\n"
+
+
+def test_empty_message_and_the_end_right_after_a_line() -> None:
+    assert asyncio.run(feed_and_read(b".\r\nQUIT\r\n", [1, 1])) == (b"", None, b"QUIT\r\n")
+    assert asyncio.run(feed_and_read(b"a\r\n.\r\n", [3])) == (b"a\r\n", None, b"")
+    assert asyncio.run(feed_and_read(b"a.\r\n.\r\n", [2, 2])) == (b"a.\r\n", None, b"")
+
+
+def test_too_much_data_is_read_to_the_end_then_refused() -> None:
+    wire = b"x" * 500 + b"\r\n" + b"y" * 500 + b"\r\n.\r\nNOOP\r\n"
+    content, problem, rest = asyncio.run(feed_and_read(wire, [700, 700], size_limit=900))
+    assert (content, problem, rest) == (b"", TOO_MUCH, b"NOOP\r\n")

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from tracker.store import effects, outcomes, rollups
-from tracker.store.deliveries import STATUS_BOUNCED
+from tracker.store.deliveries import Status
 from tracker.store.events import EVENT_COLUMNS, us_from_ts
 
 BASE = datetime(2026, 5, 4, 9, tzinfo=UTC)
@@ -104,7 +104,7 @@ async def _unsubscribe_during_bounce(dsn: str) -> None:
         campaign, task = await _setup(setup)
         await setup.execute("UPDATE deliveries SET status = 1, sent_at = $1"
                             " WHERE delivery_id = 2", BASE)
-        bounce = outcomes.ResolvedOutcome(1, campaign, task, "u1", 1, STATUS_BOUNCED,
+        bounce = outcomes.ResolvedOutcome(1, campaign, task, "u1", 1, int(Status.BOUNCED),
                                           None, None, BASE)
         # the same user unsubscribes (suppressions row) and first opens (counters)
         rows = [(BASE + timedelta(minutes=5), 2, 0, 0, campaign, task, 3, 0, 0),

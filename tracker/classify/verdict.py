@@ -34,5 +34,22 @@ def from_flags(flags: int) -> Verdict:
     return Verdict((flags & Flag.VERDICT_MASK) >> Flag.VERDICT_SHIFT)
 
 
-#: SQL expression for the verdict of an ``events`` row aliased ``e``, for views and reports
-VERDICT_SQL = f"((e.flags & {Flag.VERDICT_MASK}) >> {Flag.VERDICT_SHIFT})"
+def verdict_sql(flags: str) -> str:
+    """``from_flags`` as an SQL expression over the flags column ``flags`` (e.g.
+    ``"e.flags"``): ``((e.flags >> 1) & 7)``; SQL's own is tracker_verdict (sql/066)."""
+    return f"(({flags} >> {Flag.VERDICT_SHIFT}) & {Flag.VERDICT_MASK >> Flag.VERDICT_SHIFT})"
+
+
+def is_human(flags: int) -> bool:
+    """The human predicate (docs/figures.md#human): counted among people by default,
+    i.e. not a HEAD request and a verdict in PEOPLE. SQL's own is tracker_is_human
+    (sql/066); tests/test_codes.py holds the two to each other."""
+    return not flags & Flag.HEAD and (flags & Flag.VERDICT_MASK) >> Flag.VERDICT_SHIFT in PEOPLE
+
+
+def human_sql(flags: str) -> str:
+    """``is_human`` as an SQL expression over the flags column ``flags``, written out
+    rather than calling tracker_is_human so that report queries read as they always
+    did: ``((e.flags & 1) = 0 AND ((e.flags >> 1) & 7) IN (0, 2))``."""
+    people = ", ".join(str(int(v)) for v in sorted(PEOPLE))
+    return f"(({flags} & {Flag.HEAD}) = 0 AND {verdict_sql(flags)} IN ({people}))"

@@ -8,21 +8,14 @@ from typing import Any
 
 import asyncpg
 
+from tracker.events import Kind
 from tracker.reports import clicks, counts, devices, measurable, people
 from tracker.reports.errors import error_table
-from tracker.reports.ingredients import (
-    BOUNCED,
-    DELIVERED,
-    FAILED,
-    GROUPS,
-    SOFT_BOUNCED,
-    SUPPRESSED,
-    Figures,
-    merge,
-)
+from tracker.reports.ingredients import GROUPS, Figures, merge
 from tracker.reports.options import Options, ReportError, resolve
 from tracker.reports.periods import Period, dense_days
 from tracker.reports.scope import Scope, plan_each_time
+from tracker.store.deliveries import Status
 
 
 def _rate(numerator: int | None, denominator: int | None) -> float | None:
@@ -35,15 +28,15 @@ def row(f: Figures, *, opens_ok: bool, conversions_ok: bool,
         include_bots: bool) -> dict[str, Any]:
     """One set of campaign figures from its ingredients (F4, F6, F8, F12, F14, F16)."""
     human = None if include_bots else True
-    deliveries = f.outcomes[DELIVERED]
-    bounces, soft, failures = (f.outcomes[BOUNCED], f.outcomes[SOFT_BOUNCED],
-                               f.outcomes[FAILED])
+    deliveries = f.outcomes[Status.DELIVERED]
+    bounces, soft, failures = (f.outcomes[Status.BOUNCED], f.outcomes[Status.SOFT_BOUNCED],
+                               f.outcomes[Status.FAILED])
     delivered_users = f.users["delivered_users"]
     open_users: int | None = f.users["open_users_all" if include_bots else "open_users"]
     click_users = f.users["click_users_all" if include_bots else "click_users"]
-    opens = f.count(1, human) if opens_ok else None
+    opens = f.count(Kind.OPEN, human) if opens_ok else None
     open_users = open_users if opens_ok else None
-    conversions = f.count(5) if conversions_ok else None
+    conversions = f.count(Kind.CONVERSION) if conversions_ok else None
     conversion_users = f.users["conversion_users"] if conversions_ok else None
     return {
         "targets": deliveries + bounces + soft + failures,
@@ -51,19 +44,19 @@ def row(f: Figures, *, opens_ok: bool, conversions_ok: bool,
         "delivered_users": delivered_users,
         "opens": opens,
         "open_users": open_users,
-        "clicks": f.count(2, human),
+        "clicks": f.count(Kind.CLICK, human),
         "click_users": click_users,
         "open_rate": _rate(open_users, delivered_users),
         "click_rate": _rate(click_users, delivered_users),
         "click_to_open_rate": _rate(click_users, open_users) if opens_ok else None,
-        "machine_opens": f.count(1, False) if opens_ok else None,
-        "bot_clicks": f.count(2, False),
+        "machine_opens": f.count(Kind.OPEN, False) if opens_ok else None,
+        "bot_clicks": f.count(Kind.CLICK, False),
         "bounces": bounces,
         "soft_bounces": soft,
         "failures": failures,
-        "suppressed": f.outcomes[SUPPRESSED],
-        "unsubscribes": f.count(3),
-        "resubscribes": f.count(4),
+        "suppressed": f.outcomes[Status.SUPPRESSED],
+        "unsubscribes": f.count(Kind.UNSUBSCRIBE),
+        "resubscribes": f.count(Kind.SUBSCRIBE),
         "conversions": conversions,
         "conversion_users": conversion_users,
         "conversion_rate": _rate(conversion_users, delivered_users),

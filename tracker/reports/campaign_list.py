@@ -8,11 +8,13 @@ from datetime import date
 
 import asyncpg
 
+from tracker.events import Kind
 from tracker.reports import people
 from tracker.reports.ingredients import Figures
 from tracker.reports.measurable import HTML_EMAIL
 from tracker.reports.periods import Period
 from tracker.reports.scope import Scope, plan_each_time
+from tracker.store.deliveries import Status
 
 #: the list shows the campaigns sent last, at most this many
 LIST_LIMIT = 500
@@ -23,7 +25,8 @@ LIST_LIMIT = 500
 _CAMPAIGNS = f"""
     SELECT c.id, c.campaign_id, c.name, c.channel, c.status,
            (SELECT max(d.sent_at) FROM deliveries d
-            WHERE d.campaign = c.id AND NOT d.is_test AND d.status BETWEEN 1 AND 4
+            WHERE d.campaign = c.id AND NOT d.is_test
+              AND d.status BETWEEN {int(Status.DELIVERED)} AND {int(Status.FAILED)}
            ) AS last_send,
            coalesce((SELECT true FROM deliveries d WHERE d.campaign = c.id AND {HTML_EMAIL}
                      ORDER BY d.campaign, d.schedule_task LIMIT 1), false) AS opens_ok
@@ -31,10 +34,10 @@ _CAMPAIGNS = f"""
     ORDER BY last_send DESC NULLS LAST, c.updated_at DESC, c.campaign_id
     LIMIT {LIST_LIMIT}"""
 
-_TREND = """
+_TREND = f"""
     SELECT h.campaign, (h.hour AT TIME ZONE $3::text)::date AS day, sum(h.n)::bigint AS n
     FROM report_event_hours h
-    WHERE h.hour >= $1 AND h.hour < $2 AND h.kind = 2 AND h.human
+    WHERE h.hour >= $1 AND h.hour < $2 AND h.kind = {int(Kind.CLICK)} AND h.human
     GROUP BY 1, 2"""
 
 

@@ -12,11 +12,17 @@ from typing import Any
 
 import asyncpg
 
+from tracker.classify.verdict import human_sql
 from tracker.reports.hours import Grouping, group_key, hourly
-from tracker.reports.ingredients import BOUNCED, FAILED, GROUPS, SOFT_BOUNCED, Figures
+from tracker.reports.ingredients import GROUPS, Figures
 from tracker.reports.periods import Period
 from tracker.reports.scope import CHANNEL_OF_EVENT, Params, Scope
-from tracker.store.rollups import HUMAN_SQL
+from tracker.store.deliveries import Status
+
+#: the statuses counted among outcomes (every one but PREPARED), as SQL's BETWEEN bounds
+OUTCOMES = f"{int(Status.DELIVERED)} AND {int(Status.SUPPRESSED)}"
+#: the failed outcomes whose error codes a report lists (F9)
+FAILURES = ", ".join(str(int(s)) for s in (Status.BOUNCED, Status.SOFT_BOUNCED, Status.FAILED))
 
 
 async def _raw_counts(conn: asyncpg.Connection, scope: Scope, period: Period, group: str,
@@ -24,7 +30,7 @@ async def _raw_counts(conn: asyncpg.Connection, scope: Scope, period: Period, gr
     p = Params()
     key = group_key(group, "e", "e.ts", p, period.timezone)
     sql = f"""
-        SELECT {key} AS g, e.kind, {HUMAN_SQL.replace('flags', 'e.flags')} AS human,
+        SELECT {key} AS g, e.kind, {human_sql('e.flags')} AS human,
                count(*) AS n
         FROM events e
         LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id
@@ -74,7 +80,7 @@ async def counts_by_group(conn: asyncpg.Connection, scope: Scope, period: Period
             GROUP BY {sets}"""
 
     def raw(p: Params, start: datetime, end: datetime) -> str:
-        human = HUMAN_SQL.replace("flags", "e.flags")
+        human = human_sql("e.flags")
         cols, sets = grouping.sql(p, "e.schedule_task", "e.ts", ["e.kind AS kind",
                                                                  f"{human} AS human"])
         return f"""
@@ -113,13 +119,13 @@ async def outcomes(conn: asyncpg.Connection, scope: Scope, period: Period,
         sql = f"""
             SELECT {key} AS g, d.status, count(*) AS n
             FROM deliveries d
-            WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status BETWEEN 1 AND 5
+            WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status BETWEEN {OUTCOMES}
               AND NOT d.is_test AND {where}
             GROUP BY 1, 2
             UNION ALL
             SELECT {key} AS g, d.status, count(*) AS n
             FROM deliveries d
-            WHERE d.sent_at IS NULL AND d.status = 5
+            WHERE d.sent_at IS NULL AND d.status = {int(Status.SUPPRESSED)}
               AND d.created_at >= {start} AND d.created_at < {end}
               AND NOT d.is_test AND {where}
             GROUP BY 1, 2"""
@@ -156,13 +162,13 @@ async def outcomes_by_group(conn: asyncpg.Connection, scope: Scope, period: Peri
         return f"""
             SELECT {cols}, count(*) AS n
             FROM deliveries d
-            WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status BETWEEN 1 AND 5
+            WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status BETWEEN {OUTCOMES}
               AND NOT d.is_test AND {where}
             GROUP BY {sets}
             UNION ALL
             SELECT {cols}, count(*) AS n
             FROM deliveries d
-            WHERE d.sent_at IS NULL AND d.status = 5
+            WHERE d.sent_at IS NULL AND d.status = {int(Status.SUPPRESSED)}
               AND d.created_at >= {start} AND d.created_at < {end}
               AND NOT d.is_test AND {where}
             GROUP BY {sets}"""
@@ -185,7 +191,7 @@ async def error_codes(conn: asyncpg.Connection, scope: Scope,
                    sum(h.n)::bigint AS n
             FROM report_outcome_hours h
             WHERE h.hour >= {p(start)} AND h.hour < {p(end)}
-              AND h.status IN ({BOUNCED}, {SOFT_BOUNCED}, {FAILED}) AND {scope.where(p, 'h')}
+              AND h.status IN ({FAILURES}) AND {scope.where(p, 'h')}
             GROUP BY 3, 4"""
 
     async def raw(start: datetime, end: datetime) -> list[asyncpg.Record]:
@@ -194,7 +200,7 @@ async def error_codes(conn: asyncpg.Connection, scope: Scope,
             SELECT d.error_code AS code, d.error_message AS message, count(*) AS n
             FROM deliveries d
             WHERE d.sent_at >= {p(start)} AND d.sent_at < {p(end)}
-              AND d.status IN ({BOUNCED}, {SOFT_BOUNCED}, {FAILED}) AND NOT d.is_test
+              AND d.status IN ({FAILURES}) AND NOT d.is_test
               AND {scope.where(p, 'd')}
             GROUP BY 1, 2"""
         rows: list[asyncpg.Record] = await conn.fetch(sql, *p.values)

@@ -9,10 +9,14 @@ from typing import Any
 
 import asyncpg
 
+from tracker.classify.verdict import human_sql
+from tracker.events import Kind
 from tracker.reports.hours import edge_events, hourly
 from tracker.reports.periods import Period
 from tracker.reports.scope import Params, Scope
-from tracker.store.rollups import HUMAN_SQL
+
+#: the kinds of event the table counts: opens and clicks
+KINDS = f"{int(Kind.OPEN)}, {int(Kind.CLICK)}"
 
 DEVICES_CAVEAT = ("one person may read one message on several devices; "
                   "these are event counts, not people")
@@ -39,10 +43,10 @@ async def devices(conn: asyncpg.Connection, scope: Scope, period: Period, *,
 
     async def raw(start: datetime, end: datetime) -> list[asyncpg.Record]:
         p = Params()
-        human = HUMAN_SQL.replace("flags", "e.flags")
+        human = human_sql("e.flags")
         sql = f"""
             SELECT {described}, e.kind, {human} AS human, count(*) AS n
-            {edge_events(scope, p, start, end, '1, 2').replace(
+            {edge_events(scope, p, start, end, KINDS).replace(
                 'WHERE', 'LEFT JOIN user_agents ua ON ua.id = e.ua_id AND e.ua_id <> 0 WHERE',
                 1)}
             GROUP BY 1, 2, 3, 4, 5"""
@@ -52,7 +56,8 @@ async def devices(conn: asyncpg.Connection, scope: Scope, period: Period, *,
     table: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for r in await hourly(conn, period, "total", rollup, raw):
         if include_bots or r["human"]:
-            table[(r["client"], r["os"], r["device_class"])][r["kind"] - 1] += r["n"]
+            column = 0 if r["kind"] == Kind.OPEN else 1
+            table[(r["client"], r["os"], r["device_class"])][column] += r["n"]
     rows: list[dict[str, Any]] = [
         {"client": k[0], "os": k[1], "device_class": k[2],
          "opens": v[0] if opens_ok else None, "clicks": v[1]}

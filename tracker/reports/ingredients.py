@@ -8,9 +8,6 @@ from dataclasses import dataclass, field
 
 GROUPS = ("total", "task", "day")
 
-#: deliveries.status codes counted among outcomes
-DELIVERED, BOUNCED, SOFT_BOUNCED, FAILED, SUPPRESSED = 1, 2, 3, 4, 5
-
 
 @dataclass
 class Figures:

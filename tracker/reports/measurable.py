@@ -8,17 +8,19 @@ import json
 
 import asyncpg
 
+from tracker.events import Kind
 from tracker.reports.scope import Params, Scope
+from tracker.tokens import Channel
 
 #: the predicate of the partial index deliveries_html_email (sql/051): a delivery that
 #: makes opens measurable; queries must repeat it verbatim for the index to serve them
-HTML_EMAIL = "d.channel = 1 AND d.has_html AND NOT d.is_test"
+HTML_EMAIL = f"d.channel = {int(Channel.EMAIL)} AND d.has_html AND NOT d.is_test"
 
 
 async def opens_measurable(conn: asyncpg.Connection, scope: Scope) -> bool:
     """Opens are measurable where some email in scope carried the pixel (F8, F24):
     one probe of the deliveries_html_email index, whatever the campaign's size."""
-    if scope.channel is not None and scope.channel != 1:
+    if scope.channel is not None and scope.channel != Channel.EMAIL:
         return False
     p = Params()
     where = [HTML_EMAIL]
@@ -47,6 +49,7 @@ async def conversions_measured(conn: asyncpg.Connection, campaign: asyncpg.Recor
     if isinstance(settings, dict) and settings.get("conversion"):
         return True
     attributed: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM report_event_hours WHERE campaign = $1 AND kind = 5)",
+        "SELECT EXISTS (SELECT 1 FROM report_event_hours WHERE campaign = $1"
+        f" AND kind = {int(Kind.CONVERSION)})",
         campaign["id"])
     return attributed

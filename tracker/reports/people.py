@@ -13,31 +13,33 @@ from typing import Any
 
 import asyncpg
 
+from tracker.classify.verdict import human_sql
+from tracker.events import Kind
 from tracker.reports import people_cells
-from tracker.reports.ingredients import DELIVERED, GROUPS, Figures
+from tracker.reports.ingredients import GROUPS, Figures
 from tracker.reports.periods import DAY, Period, uniform_days
 from tracker.reports.scope import Params, Scope
-from tracker.store.rollups import HUMAN_SQL
+from tracker.store.deliveries import Status
 
 
 def _seen(column: str, kind: int, human: bool, ws: str = "w.ws", we: str = "w.we") -> str:
     """A delivery had such an event inside its window [ws, we): decided by its first
     one, unless that was before the window (stamped before the send: check raw)."""
-    human_sql = f" AND {HUMAN_SQL.replace('flags', 'e.flags')}" if human else ""
+    human_only = f" AND {human_sql('e.flags')}" if human else ""
     return f"""(CASE WHEN w.{column} IS NULL THEN false
                 WHEN w.{column} >= {ws} THEN w.{column} < {we}
                 ELSE EXISTS (SELECT 1 FROM events e
                              WHERE e.campaign = w.campaign AND e.ts >= {ws} AND e.ts < {we}
-                               AND e.delivery_id = w.delivery_id AND e.kind = {kind}{human_sql})
+                               AND e.delivery_id = w.delivery_id AND e.kind = {kind}{human_only})
                 END)"""
 
 
 USER_FIGURES = {
-    "open_users": ("first_human_open", 1, True),
-    "open_users_all": ("first_open", 1, False),
-    "click_users": ("first_human_click", 2, True),
-    "click_users_all": ("first_click", 2, False),
-    "conversion_users": ("first_conversion", 5, False),
+    "open_users": ("first_human_open", int(Kind.OPEN), True),
+    "open_users_all": ("first_open", int(Kind.OPEN), False),
+    "click_users": ("first_human_click", int(Kind.CLICK), True),
+    "click_users_all": ("first_click", int(Kind.CLICK), False),
+    "conversion_users": ("first_conversion", int(Kind.CONVERSION), False),
 }
 
 
@@ -143,7 +145,7 @@ def _users_sql(scope: Scope, period: Period, groups: tuple[str, ...],
             SELECT d.delivery_id, d.campaign, d.schedule_task, d.user_id, {day_cols},
                    {start}::timestamptz AS ws, {end}::timestamptz AS we, {firsts}
             FROM deliveries d
-            WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status = {DELIVERED}
+            WHERE d.sent_at >= {start} AND d.sent_at < {end} AND d.status = {int(Status.DELIVERED)}
               AND NOT d.is_test AND {scope.where(p, 'd')}
         ), seen AS {"NOT " if alone else ""}MATERIALIZED (
             SELECT w.campaign, w.schedule_task, w.user_id, w.day, {mask} AS m,
@@ -178,7 +180,7 @@ async def users_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
     day) with an open, click or conversion inside the same period (F4, F12), for each
     of ``groups`` at once: the deliveries and their firsts are read once, not per group.
     Besides GROUPS, "campaign" answers every campaign in scope at once (the campaign
-    list); its Figures also carry the campaign's delivered count (outcomes[DELIVERED],
+    list); its Figures also carry the campaign's delivered count (outcomes[Status.DELIVERED],
     the same deliveries the report's ``deliveries`` counts), as it reads them anyway.
     Asked alone for the whole project, "campaign" is read from counters where they are
     exact (tracker.reports.people_cells), else from the deliveries as every group is.
@@ -192,7 +194,7 @@ async def users_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
         if people is not None:
             for campaign, cells in people.items():
                 row = out["campaign"][campaign]
-                row.outcomes[DELIVERED] = cells.pop("deliveries")
+                row.outcomes[Status.DELIVERED] = cells.pop("deliveries")
                 row.users.update(cells)
             return out
     sql, values = _users_sql(scope, period, groups, fast=True)
@@ -211,7 +213,7 @@ async def users_by_group(conn: asyncpg.Connection, scope: Scope, period: Period,
         for name in ("delivered_users", *USER_FIGURES):
             figures.users[name] = r[name]
         if r["grp"] == "campaign":
-            figures.outcomes[DELIVERED] = r["deliveries"]
+            figures.outcomes[Status.DELIVERED] = r["deliveries"]
     return out
 
 

@@ -7,27 +7,21 @@ from typing import Any
 
 import asyncpg
 
+from tracker.events import Kind
 from tracker.reports import clicks, counts, devices, measurable
 from tracker.reports.errors import error_table
-from tracker.reports.ingredients import (
-    BOUNCED,
-    DELIVERED,
-    FAILED,
-    SOFT_BOUNCED,
-    SUPPRESSED,
-    Figures,
-    merge,
-)
+from tracker.reports.ingredients import Figures, merge
 from tracker.reports.options import Options, resolve
 from tracker.reports.periods import dense_days
 from tracker.reports.scope import plan_each_time
+from tracker.store.deliveries import Status
 
 
 def row(f: Figures, *, opens_ok: bool, include_bots: bool) -> dict[str, Any]:
     human = None if include_bots else True
-    deliveries = f.outcomes[DELIVERED]
-    bounces, soft, failures = (f.outcomes[BOUNCED], f.outcomes[SOFT_BOUNCED],
-                               f.outcomes[FAILED])
+    deliveries = f.outcomes[Status.DELIVERED]
+    bounces, soft, failures = (f.outcomes[Status.BOUNCED], f.outcomes[Status.SOFT_BOUNCED],
+                               f.outcomes[Status.FAILED])
     targets = deliveries + bounces + soft + failures
     return {
         "targets": targets,
@@ -36,15 +30,15 @@ def row(f: Figures, *, opens_ok: bool, include_bots: bool) -> dict[str, Any]:
         "soft_bounces": soft,
         "failures": failures,
         "fail_count": bounces + soft + failures,
-        "suppressed": f.outcomes[SUPPRESSED],
+        "suppressed": f.outcomes[Status.SUPPRESSED],
         "bounce_rate": bounces / targets if targets else None,
-        "unsubscribes": f.count(3),
-        "resubscribes": f.count(4),
-        "opens": f.count(1, human) if opens_ok else None,
-        "clicks": f.count(2, human),
-        "machine_opens": f.count(1, False) if opens_ok else None,
-        "bot_clicks": f.count(2, False),
-        "conversions": f.count(5),
+        "unsubscribes": f.count(Kind.UNSUBSCRIBE),
+        "resubscribes": f.count(Kind.SUBSCRIBE),
+        "opens": f.count(Kind.OPEN, human) if opens_ok else None,
+        "clicks": f.count(Kind.CLICK, human),
+        "machine_opens": f.count(Kind.OPEN, False) if opens_ok else None,
+        "bot_clicks": f.count(Kind.CLICK, False),
+        "conversions": f.count(Kind.CONVERSION),
     }
 
 

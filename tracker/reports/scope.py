@@ -12,9 +12,13 @@ from typing import Any
 
 import asyncpg
 
+from tracker.tokens import CHANNEL_NAMES, Channel
+
 #: the channel of an event whose delivery row is unknown: its campaign's
 CHANNEL_OF_EVENT = (
-    "coalesce(d.channel, CASE c.channel WHEN 'push' THEN 2 WHEN 'line' THEN 3 ELSE 1 END)"
+    f"coalesce(d.channel, CASE c.channel WHEN '{CHANNEL_NAMES[Channel.PUSH]}' THEN"
+    f" {int(Channel.PUSH)} WHEN '{CHANNEL_NAMES[Channel.LINE]}' THEN {int(Channel.LINE)}"
+    f" ELSE {int(Channel.EMAIL)} END)"
 )
 
 

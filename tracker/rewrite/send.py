@@ -21,7 +21,7 @@ from tracker.domains import REFRESH_SECONDS, domain_of
 from tracker.rewrite.engine import MessageIds, Rewriter, Rewritten
 from tracker.rewrite.links import TRACKING_FULL, TRACKING_OFF, UTM, tracking_mode, utm_params
 from tracker.store import campaigns as campaign_store
-from tracker.store.deliveries import STATUS_SUPPRESSED, PreparedDelivery, record_prepared
+from tracker.store.deliveries import PreparedDelivery, Status, record_prepared
 from tracker.store.suppressions import suppressed_among
 from tracker.tokens import CHANNELS_BY_NAME, Channel
 
@@ -146,7 +146,7 @@ class Sender:
             if reason is not None:
                 suppressed_rows.append((delivery_id, campaign.id, task, channel_code,
                                         recipient.user_id, False, recipient.is_test,
-                                        STATUS_SUPPRESSED))
+                                        int(Status.SUPPRESSED)))
                 continue
             if recipient.mime is not None:
                 message = batch.rewrite(recipient, delivery_id, as_json=False)

@@ -22,14 +22,15 @@ from typing import NamedTuple
 
 import asyncpg
 
+from tracker.classify.verdict import Verdict, verdict_sql
 from tracker.events import Kind
 from tracker.store import effects
 from tracker.store.events import EVENT_COLUMNS, ensure_partitions, us_from_ts
 
 DEFAULT_NAME = "buy"
 DEFAULT_WINDOW_HOURS = 48
-#: classifier verdicts (events.flags bits 1-3) that never earn a conversion
-BOT_VERDICTS = (3, 4)
+#: classifier verdicts that never earn a conversion
+BOT_VERDICTS = (Verdict.SCANNER_CLICK, Verdict.OTHER_BOT)
 
 
 class Conversion(NamedTuple):
@@ -57,7 +58,7 @@ LEFT JOIN LATERAL (
     JOIN campaigns c ON c.id = d.campaign
     WHERE d.user_id = i.user_id AND NOT d.is_test
       AND e.ts <= i.ts
-      AND ((e.flags >> 1) & 7) NOT IN ({", ".join(map(str, BOT_VERDICTS))})
+      AND {verdict_sql("e.flags")} NOT IN ({", ".join(str(int(v)) for v in BOT_VERDICTS)})
       AND coalesce(c.settings -> 'conversion' ->> 'name', '{DEFAULT_NAME}') = i.name
       AND e.ts >= i.ts - interval '1 hour' * (
           CASE WHEN jsonb_typeof(c.settings -> 'conversion' -> 'window_hours') = 'number'

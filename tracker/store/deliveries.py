@@ -6,6 +6,7 @@ audience list used for a send changes no report)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 import asyncpg
 
@@ -14,12 +15,18 @@ import asyncpg
 #: not create a delivery at or above it, so minted ids can never be taken early.
 MINTED_FROM = 10**12
 
-STATUS_PREPARED = 0
-STATUS_DELIVERED = 1
-STATUS_BOUNCED = 2
-STATUS_SOFT_BOUNCED = 3
-STATUS_FAILED = 4
-STATUS_SUPPRESSED = 5
+
+class Status(IntEnum):
+    """``deliveries.status`` (and ``outcome_history.status``); SQL names them
+    tracker_status_<name>() (sql/066). Stored: never renumber."""
+
+    PREPARED = 0  #: minted at send time, no outcome yet
+    DELIVERED = 1
+    BOUNCED = 2
+    SOFT_BOUNCED = 3
+    FAILED = 4
+    SUPPRESSED = 5  #: refused before sending: the user is on the suppression list
+
 
 #: the transaction-level advisory lock every writer of counters kept from deliveries
 #: takes first (the outcome counters of sql/040, the campaign list's of sql/055): the
@@ -27,13 +34,8 @@ STATUS_SUPPRESSED = 5
 #: takes it before them (see tracker.store.subscriptions)
 DELIVERY_COUNTERS_LOCK = 7302040
 
-STATUS_CODES = {
-    "delivered": STATUS_DELIVERED,
-    "bounced": STATUS_BOUNCED,
-    "soft_bounced": STATUS_SOFT_BOUNCED,
-    "failed": STATUS_FAILED,
-    "suppressed": STATUS_SUPPRESSED,
-}
+#: the outcome statuses by their API names (every status but PREPARED)
+STATUS_CODES = {s.name.lower(): int(s) for s in Status if s is not Status.PREPARED}
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import asyncpg
 
 from tracker.errorcodes import TOKEN_NOT_REGISTERED
-from tracker.store.deliveries import DELIVERY_COUNTERS_LOCK, MINTED_FROM, STATUS_BOUNCED
+from tracker.store.deliveries import DELIVERY_COUNTERS_LOCK, MINTED_FROM, Status
 from tracker.store.suppressions import UPSERT_TAIL
 from tracker.tokens import CHANNEL_NAMES, Channel
 
@@ -242,7 +242,7 @@ async def _suppress(conn: asyncpg.Connection) -> int:
         f"   {_EVENT_TIME}"
         " FROM outcomes_in i WHERE status = $1 OR error_code = $2"
         f" ORDER BY user_id, channel, {_EVENT_TIME}, ord" + UPSERT_TAIL,
-        STATUS_BOUNCED, TOKEN_NOT_REGISTERED)
+        int(Status.BOUNCED), TOKEN_NOT_REGISTERED)
     return int(result.rsplit(" ", 1)[1])
 
 

@@ -224,7 +224,7 @@ def test_dots_and_long_messages_come_through_the_data_reader(relay: Relay, sink:
     """The relay's DATA reader (tracker.smtp.protocol) undoes dot-stuffing exactly,
     takes a message far larger than one socket read, and leaves the connection
     ready for the next message."""
-    body = (b".starts with a dot\r\n..two dots\r\n.\r\nends with a dot.\r\n"
+    body = (b".starts with a dot\r\n..two dots\r\n.\r\nends with a dot.\r\n" +
             b"x" * 990 + b"\r\n") * 400
     raw = b"From: a@sender.example\r\nSubject: dots\r\n\r\n" + body
     with relay.client() as client:

@@ -99,10 +99,10 @@ class RelaySMTP(SMTP):
             return
         if problem is not None:
             await self.push(problem)
-            self._set_post_data_state()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)

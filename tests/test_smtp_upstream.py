@@ -1,0 +1,90 @@
+"""Issue 18: the relay's upstream client (tracker.smtp.upstream, asyncio) against an
+aiosmtpd sink: copies byte for byte with dots, login with PLAIN or LOGIN, and the
+replies the relay gives when the upstream refuses the login or lacks STARTTLS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.support import free_port
+from tracker.smtp import upstream
+from tracker.smtp.settings import Upstream
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              envelope.original_content))
+        return "250 2.0.0 queued"
+
+
+def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                  data: Any) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"relay", b"pw")
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def start_sink() -> Iterator[Any]:
+    started: list[Controller] = []
+
+    def start(**options: Any) -> tuple[Sink, int]:
+        sink = Sink()
+        controller = Controller(sink, hostname="127.0.0.1", port=free_port(), **options)
+        controller.start()
+        started.append(controller)
+        return sink, controller.port
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def relay(port: int, copies: list[upstream.Copy], **settings: Any) -> None:
+    asyncio.run(upstream.relay(Upstream("127.0.0.1", port, timeout=10, **settings),
+                               "news@sender.example", copies, []))
+
+
+def test_copies_arrive_byte_for_byte(start_sink: Any) -> None:
+    sink, port = start_sink()
+    copies = [upstream.Copy("a@example.org", b"Subject: x\r\n\r\n.dot\r\n..two\r\nend."),
+              upstream.Copy("b@example.org", b".\r\n"),
+              upstream.Copy("c@example.org",
+                            b"Subject: big\r\n\r\n" + (b"y" * 900 + b"\r\n") * 3000)]
+    relay(port, copies)
+    assert sink.received == [
+        ("news@sender.example", ["a@example.org"], copies[0].data + b"\r\n"),
+        ("news@sender.example", ["b@example.org"], b".\r\n"),
+        ("news@sender.example", ["c@example.org"], copies[2].data)]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("exclude", [(), ("PLAIN",)], ids=["plain", "login"])
+def test_login_upstream(start_sink: Any, exclude: tuple[str, ...]) -> None:
+    sink, port = start_sink(authenticator=authenticator, auth_require_tls=False,
+                            auth_required=True, auth_exclude_mechanism=exclude)
+    relay(port, [upstream.Copy("a@example.org", b"Subject: x\r\n\r\nhi\r\n")],
+          user="relay", password="pw")
+    assert [r[1] for r in sink.received] == [["a@example.org"]]
+
+
+def test_wrong_login_and_missing_starttls_say_what_the_operator_must_fix(
+        start_sink: Any) -> None:
+    sink, port = start_sink(authenticator=authenticator, auth_require_tls=False)
+    copy = upstream.Copy("a@example.org", b"Subject: x\r\n\r\nhi\r\n")
+    with pytest.raises(upstream.Refused) as caught:
+        relay(port, [copy], user="relay", password="wrong")
+    assert caught.value.reply.startswith("451 4.7.0") and "USER/PASSWORD" in caught.value.reply
+    with pytest.raises(upstream.Refused) as caught:
+        relay(port, [copy], starttls=True)
+    assert caught.value.reply.startswith("451 4.7.0") and "STARTTLS" in caught.value.reply
+    assert sink.received == []

@@ -16,6 +16,8 @@ checked at RCPT), whose status-5 row takes the counters' lock until the end.
 from __future__ import annotations
 
 import contextlib
+import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -40,10 +42,28 @@ def _recipients(fields: TrackerHeaders, addresses: list[str], mime: bytes) -> li
             for address in addresses]
 
 
-async def _ensure_ids(conn: asyncpg.Connection, fields: TrackerHeaders) -> None:
+#: Campaign and task rows made (or found) through a Sender (one per server), until
+#: when they are trusted to be there without asking again: rows are never deleted,
+#: and ensure_schedule_task is an upsert (a write) that one message per recipient
+#: would otherwise repeat.
+_ensured: weakref.WeakKeyDictionary[Sender, dict[tuple[str, str, str], float]] = (
+    weakref.WeakKeyDictionary())
+ENSURED_SECONDS = 60.0
+
+
+async def _ensure_ids(conn: asyncpg.Connection, sender: Sender,
+                      fields: TrackerHeaders) -> None:
     assert fields.campaign is not None, "only tracked messages are recorded"
+    ensured = _ensured.setdefault(sender, {})
+    key = (fields.campaign, fields.channel, fields.task)
+    now = time.monotonic()
+    if ensured.get(key, 0.0) > now:
+        return
     campaign = await campaign_store.ensure_campaign(conn, fields.campaign, fields.channel)
     await campaign_store.ensure_schedule_task(conn, campaign.id, fields.task)
+    if len(ensured) >= 10_000:
+        ensured.clear()
+    ensured[key] = now + ENSURED_SECONDS
 
 
 @contextlib.asynccontextmanager
@@ -53,7 +73,7 @@ async def recorded(pool: asyncpg.Pool, sender: Sender, fields: TrackerHeaders,
     the ``async with`` body returns. RewriteError (malformed MIME) records nothing."""
     assert fields.campaign is not None, "only tracked messages are recorded"
     async with pool.acquire() as conn:
-        await _ensure_ids(conn, fields)
+        await _ensure_ids(conn, sender, fields)
         async with conn.transaction():
             batch = await sender.prepare(conn, campaign_id=fields.campaign,
                                          schedule_task_id=fields.task, channel=fields.channel,
@@ -78,7 +98,7 @@ async def record_refused(pool: asyncpg.Pool, sender: Sender, fields: TrackerHead
     if fields.campaign is None or not addresses:
         return
     async with pool.acquire() as conn:
-        await _ensure_ids(conn, fields)
+        await _ensure_ids(conn, sender, fields)
         await sender.prepare(conn, campaign_id=fields.campaign, schedule_task_id=fields.task,
                              channel=fields.channel,
                              recipients=[Recipient(a, is_test=fields.is_test) for a in addresses])

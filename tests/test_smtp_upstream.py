@@ -20,8 +20,10 @@ from tracker.smtp.settings import Upstream
 class Sink:
     def __init__(self) -> None:
         self.received: list[tuple[str, list[str], bytes]] = []
+        self.peers: list[Any] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.peers.append(session.peer)
         self.received.append((envelope.mail_from, list(envelope.rcpt_tos),
                               envelope.original_content))
         return "250 2.0.0 queued"
@@ -37,13 +39,18 @@ def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
 def start_sink() -> Iterator[Any]:
     started: list[Controller] = []
 
-    def start(**options: Any) -> tuple[Sink, int]:
+    def start(port: int | None = None, **options: Any) -> tuple[Sink, int]:
         sink = Sink()
-        controller = Controller(sink, hostname="127.0.0.1", port=free_port(), **options)
+        controller = Controller(sink, hostname="127.0.0.1", port=port or free_port(), **options)
         controller.start()
         started.append(controller)
         return sink, controller.port
 
+    def restart(port: int) -> None:
+        started.pop().stop()
+        start.last, _ = start(port)  # type: ignore[attr-defined]
+
+    start.restart = restart  # type: ignore[attr-defined]
     yield start
     for controller in started:
         controller.stop()
@@ -88,3 +95,21 @@ def test_wrong_login_and_missing_starttls_say_what_the_operator_must_fix(
         relay(port, [copy], starttls=True)
     assert caught.value.reply.startswith("451 4.7.0") and "STARTTLS" in caught.value.reply
     assert sink.received == []
+
+
+def test_connections_are_kept_between_messages_and_renewed_when_closed(
+        start_sink: Any) -> None:
+    first, port = start_sink()
+    copy = upstream.Copy("a@example.org", b"Subject: x\r\n\r\nhi\r\n")
+
+    async def scenario() -> None:
+        connections = upstream.Connections(Upstream("127.0.0.1", port, timeout=10))
+        await connections.relay("news@sender.example", [copy, copy], [])
+        await connections.relay("news@sender.example", [copy], [])
+        assert len(first.received) == 3 and len(set(first.peers)) == 1, first.peers
+        await asyncio.to_thread(start_sink.restart, port)  # the upstream closes it
+        await connections.relay("news@sender.example", [copy], [])
+        connections.close()
+
+    asyncio.run(scenario())
+    assert len(start_sink.last.received) == 1

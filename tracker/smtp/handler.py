@@ -33,6 +33,8 @@ class RelayHandler:
         self.settings = settings
         self.pool = pool
         self.sender = sender
+        #: upstream connections, kept between messages
+        self.upstreams = upstream.Connections(settings.upstream)
         #: recipients refused at RCPT as suppressed, per envelope (recorded after DATA)
         self._refused: weakref.WeakKeyDictionary[Envelope, list[str]] = (
             weakref.WeakKeyDictionary())
@@ -104,6 +106,6 @@ class RelayHandler:
 
     async def _relay(self, envelope: Envelope, copies: list[upstream.Copy]) -> None:
         if copies:
-            await upstream.relay(self.settings.upstream, envelope.mail_from or "", copies,
-                                 envelope.mail_options)
+            await self.upstreams.relay(envelope.mail_from or "", copies,
+                                       upstream.mail_options(envelope.mail_options))
         log.info("smtp: relayed %d copies from %s", len(copies), envelope.mail_from)

@@ -55,6 +55,7 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
 class Running:
     server: asyncio.Server
     pool: asyncpg.Pool
+    handler: RelayHandler | None = None
 
     @property
     def port(self) -> int:
@@ -64,6 +65,8 @@ class Running:
     async def close(self) -> None:
         self.server.close()
         await self.server.wait_closed()
+        if self.handler is not None:
+            self.handler.upstreams.close()
         await self.pool.close()
 
 
@@ -87,4 +90,4 @@ async def start(settings: RelaySettings, *, dsn: str, secret_keys: list[str], pu
     except OSError:
         await pool.close()
         raise
-    return Running(server, pool)
+    return Running(server, pool, handler)

@@ -1,7 +1,8 @@
 """Handing copies to the upstream MTA, all or nothing as far as the reply goes.
 
-A small SMTP client on the relay's own event loop (asyncio streams): one
-connection per relayed message, every copy a transaction of its own on it.
+A small SMTP client on the relay's own event loop (asyncio streams): a relayed
+message's copies go over one connection, a transaction each, and the connection
+is kept for the next message (:class:`Connections`).
 (``smtplib`` in a worker thread did the same at about twice the CPU: a thread
 hand-off per message, and its dot-stuffing regular expression over every copy.)
 Every failure becomes :class:`Refused` with the reply the relay gives its own
@@ -16,6 +17,7 @@ import contextlib
 import functools
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 
 from tracker.smtp.settings import Upstream
@@ -107,6 +109,12 @@ class _Client:
         self.reader = reader
         self.writer = writer
         self.extensions: dict[str, str] = {}
+        #: the command of a transaction being answered (MAIL, RCPT, DATA)
+        self.step = ""
+
+    @property
+    def closed(self) -> bool:
+        return self.reader.at_eof() or self.writer.is_closing()
 
     async def reply(self) -> tuple[int, bytes]:
         lines: list[bytes] = []
@@ -173,8 +181,11 @@ class _Client:
     async def send(self, sender: str, copy: Copy, options: list[str]) -> None:
         params = [f"SIZE={len(copy.data)}"] if "size" in self.extensions else []
         params += options
+        self.step = "MAIL"
         await self.expect("MAIL", " ".join([f"MAIL FROM:<{sender}>", *params]), 250)
+        self.step = "RCPT"
         await self.expect("RCPT", f"RCPT TO:<{copy.recipient}>", 250, 251)
+        self.step = "DATA"
         await self.expect("DATA", "DATA", 354)
         await self.write(stuffed(copy.data))
         code, text = await self.reply()
@@ -201,8 +212,8 @@ def _check_extensions(client: _Client, upstream: Upstream, options: list[str]) -
                       "upstream that supports it")
 
 
-async def _session(upstream: Upstream, sender: str, copies: list[Copy],
-                   options: list[str], where: list[str]) -> None:
+async def _connect(upstream: Upstream) -> _Client:
+    """A new connection, greeted, secured and logged in as the settings say."""
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(upstream.host, upstream.port), upstream.timeout)
     client = _Client(upstream, reader, writer)
@@ -215,34 +226,100 @@ async def _session(upstream: Upstream, sender: str, copies: list[Copy],
             await client.starttls()
         if upstream.user is not None and upstream.password is not None:
             await client.login(upstream.user, upstream.password)
-        _check_extensions(client, upstream, options)
-        for copy in copies:
-            where[0] = copy.recipient
-            await client.send(sender, copy, options)
     except BaseException:
         writer.close()
         raise
-    await client.quit()
+    return client
+
+
+class _Stale(Exception):
+    """A kept connection was found closed before it took anything: use a new one."""
+
+
+class Connections:
+    """The upstream connections of one relay (one event loop): each message's copies
+    go over one connection, which is kept open afterwards for the next message, up
+    to ``keep`` idle ones for ``idle_seconds``. A kept connection that the upstream
+    closed meanwhile fails at its first MAIL FROM, before taking anything, so the
+    copy goes over a new connection instead; any other failure closes the
+    connection it happened on."""
+
+    def __init__(self, upstream: Upstream, *, keep: int = 8,
+                 idle_seconds: float = 30.0) -> None:
+        self.upstream = upstream
+        self.keep = keep
+        self.idle_seconds = idle_seconds
+        self._idle: list[tuple[float, _Client]] = []
+
+    def _take(self) -> _Client | None:
+        now = time.monotonic()
+        while self._idle:
+            since, client = self._idle.pop()
+            if now - since < self.idle_seconds and not client.closed:
+                return client
+            client.writer.close()
+        return None
+
+    async def relay(self, sender: str, copies: list[Copy], options: list[str]) -> None:
+        """Send every copy (one upstream transaction each); Refused unless all were
+        taken."""
+        upstream = self.upstream
+        where = [copies[0].recipient if copies else ""]
+        try:
+            client = self._take()
+            if client is not None:
+                try:
+                    await self._send(client, sender, copies, options, where, kept=True)
+                    return
+                except _Stale:
+                    pass
+            client = await _connect(upstream)
+            await self._send(client, sender, copies, options, where, kept=False)
+        except _Failed as exc:
+            if exc.step == "AUTH":
+                raise Refused(f"451 4.7.0 the upstream {upstream.address} refused the relay's "
+                              f"login ({exc.code} {_one_line(exc.text)}); the operator must "
+                              "fix TRACKER_SMTP_UPSTREAM_USER/PASSWORD, retry later") from exc
+            raise _refusal(upstream, exc.code, exc.text, where[0]) from exc
+        except _Unsupported as exc:
+            raise Refused(f"451 4.7.0 the upstream {upstream.address} does not support {exc}; "
+                          "the operator must fix the relay's upstream settings "
+                          "(TRACKER_SMTP_UPSTREAM_STARTTLS, TRACKER_SMTP_UPSTREAM_USER), "
+                          "retry later") from exc
+        except (OSError, ValueError, EOFError) as exc:  # refused, reset, timed out, TLS
+            raise Refused(f"451 4.4.1 the upstream {upstream.address} is unreachable "
+                          f"({_one_line(str(exc) or type(exc).__name__)}); the message was "
+                          "not accepted, retry later") from exc
+
+    async def _send(self, client: _Client, sender: str, copies: list[Copy],
+                    options: list[str], where: list[str], *, kept: bool) -> None:
+        try:
+            _check_extensions(client, self.upstream, options)
+            for index, copy in enumerate(copies):
+                where[0] = copy.recipient
+                try:
+                    await client.send(sender, copy, options)
+                except (OSError, ValueError, EOFError, _Failed) as exc:
+                    closed = not isinstance(exc, _Failed) or exc.code == 421
+                    if kept and index == 0 and client.step == "MAIL" and closed:
+                        raise _Stale() from exc
+                    raise
+        except BaseException:
+            client.writer.close()
+            raise
+        if len(self._idle) < self.keep:
+            self._idle.append((time.monotonic(), client))
+        else:
+            await client.quit()
+
+    def close(self) -> None:
+        """Close the kept connections (the relay is stopping)."""
+        for _, client in self._idle:
+            client.writer.close()
+        self._idle.clear()
 
 
 async def relay(upstream: Upstream, sender: str, copies: list[Copy],
                 options: list[str]) -> None:
-    """Send every copy (one upstream transaction each); Refused unless all were taken."""
-    where = [copies[0].recipient if copies else ""]
-    try:
-        await _session(upstream, sender, copies, mail_options(options), where)
-    except _Failed as exc:
-        if exc.step == "AUTH":
-            raise Refused(f"451 4.7.0 the upstream {upstream.address} refused the relay's "
-                          f"login ({exc.code} {_one_line(exc.text)}); the operator must fix "
-                          "TRACKER_SMTP_UPSTREAM_USER/PASSWORD, retry later") from exc
-        raise _refusal(upstream, exc.code, exc.text, where[0]) from exc
-    except _Unsupported as exc:
-        raise Refused(f"451 4.7.0 the upstream {upstream.address} does not support {exc}; "
-                      "the operator must fix the relay's upstream settings "
-                      "(TRACKER_SMTP_UPSTREAM_STARTTLS, TRACKER_SMTP_UPSTREAM_USER), retry "
-                      "later") from exc
-    except (OSError, ValueError, EOFError) as exc:  # refused, reset, timed out, TLS
-        raise Refused(f"451 4.4.1 the upstream {upstream.address} is unreachable "
-                      f"({_one_line(str(exc) or type(exc).__name__)}); the message was not "
-                      "accepted, retry later") from exc
+    """Send every copy over a new connection, closed afterwards (see Connections)."""
+    await Connections(upstream, keep=0).relay(sender, copies, mail_options(options))

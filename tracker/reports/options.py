@@ -13,9 +13,8 @@ import asyncpg
 
 from tracker.reports.periods import Period, PeriodError, period
 from tracker.reports.scope import Scope
+from tracker.tokens import CHANNELS_BY_NAME
 
-CHANNELS = {"email": 1, "push": 2, "line": 3}
-CHANNEL_NAMES = {v: k for k, v in CHANNELS.items()}
 MAX_LINKS = 10_000
 
 
@@ -59,9 +58,10 @@ def options(params: dict[str, str | None], timezone: str) -> Options:
     except PeriodError as exc:
         raise ReportError(422, "invalid_period", str(exc)) from None
     channel = params.get("channel") or None
-    if channel is not None and channel not in CHANNELS:
+    if channel is not None and channel not in CHANNELS_BY_NAME:
         raise ReportError(422, "invalid",
-                          f"channel must be one of email, push, line, not {channel[:40]!r}")
+                          f"channel must be one of {', '.join(CHANNELS_BY_NAME)},"
+                          f" not {channel[:40]!r}")
     links_raw = params.get("links") or "100"
     if not links_raw.isdigit() or not 1 <= int(links_raw) <= MAX_LINKS:
         raise ReportError(422, "invalid",
@@ -109,5 +109,5 @@ async def resolve(conn: asyncpg.Connection, opts: Options) -> tuple[Scope, dict[
                               "check the id or leave schedule_task_id out")
         tasks = tuple(r["id"] for r in task_rows)
     names = {r["id"]: r["schedule_task_id"] for r in task_rows} if campaign or tasks else {}
-    scope = Scope(campaigns, tasks, CHANNELS[opts.channel] if opts.channel else None)
+    scope = Scope(campaigns, tasks, int(CHANNELS_BY_NAME[opts.channel]) if opts.channel else None)
     return scope, names, campaign

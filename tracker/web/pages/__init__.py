@@ -4,11 +4,12 @@ and filters, signing in and out in signin. This module holds their routes.
 
 Every figure comes from ``tracker.reports.campaign.build`` and ``project.build``,
 the functions behind the JSON API and the CLI, so the pages can never disagree
-with them; this module only chooses the period and filters, lays the figures out
-and draws them. The campaign list needs a few figures of every campaign at once:
-it asks the reports' own ``people.users_by_group`` for all campaigns in one query
-(its "campaign" group) and turns them into figures with ``campaign.row``, and tests
-hold it equal to the JSON API.
+with them; the pages only choose the period and filters, lay the figures out and
+draw them, and read the database only through tracker.reports and tracker.store (no
+SQL here). The campaign list needs a few figures of every campaign at once: it asks
+the reports' own ``people.users_by_group`` for all campaigns in one query (its
+"campaign" group, through ``tracker.reports.campaign_list``) and turns them into
+figures with ``campaign.row``, and tests hold it equal to the JSON API.
 
 Pages need a session (tracker.web.session); without one they answer 401 with the
 sign-in form, never a redirect. Every answer carries ``Content-Security-Policy:

@@ -261,7 +261,8 @@ def _pieces(hole: Hole, template: Template, values: list[str], nl: bytes) -> byt
     append = out.append
     last = literal[0]
     for value, piece in zip(values, literal[1:], strict=True):
-        encoded = _qp(hole.codec.encode(value), nl)
+        encoded = _qp_value(value, soft) if _PLAIN_QP.fullmatch(value) else _qp(
+            hole.codec.encode(value), nl)
         for chunk in (encoded, piece):
             if not chunk:
                 continue
@@ -270,6 +271,20 @@ def _pieces(hole: Hole, template: Template, values: list[str], nl: bytes) -> byt
             append(chunk)
             last = chunk
     return b"".join(out)
+
+
+#: a value quoted-printable leaves as it is (printable ASCII but ``=``): a link
+_PLAIN_QP = re.compile(r"[!-<>-~]+")
+
+
+def _qp_value(value: str, soft: bytes) -> bytes:
+    """A plain value on lines of 75 characters and a soft break (what b2a_qp makes
+    of it, without the call)."""
+    data = value.encode("ascii")
+    if len(data) <= mime.QP_LINE - 1:
+        return data
+    step = mime.QP_LINE - 1
+    return soft.join([data[i:i + step] for i in range(0, len(data), step)])
 
 
 def _qp(data: bytes, nl: bytes) -> bytes:

@@ -69,8 +69,7 @@ async def generate(conn: asyncpg.Connection, n_deliveries: int, n_events: int,
                    n_campaigns: int) -> None:
     rng = random.Random(5)
     await conn.execute("TRUNCATE campaigns, schedule_tasks, deliveries, events, urls,"
-                       " report_event_hours, report_outcome_hours,"
-                       " report_click_hours, report_click_users, report_agent_hours CASCADE")
+                       " report_event_hours, report_outcome_hours, report_agent_hours CASCADE")
     for m in range(14):
         await conn.execute("SELECT tracker_ensure_month_partition($1)",
                            date(2025 + m // 12, m % 12 + 1, 1))

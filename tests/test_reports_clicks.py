@@ -1,7 +1,8 @@
 """The click ranking's distinct users per link (F5, F12) from report_link_counts and
 report_link_returns: pairs first clicked before a period, clicks that surround
-it, one user in two campaigns, bots, out-of-order landing and two shippers at once.
-Every count is held to a brute-force SQL over the raw rows."""
+it, one user in two campaigns or two channels, bots, periods whose ends are not whole
+UTC hours, out-of-order landing and two shippers at once. Every count is held to a
+brute-force SQL over the raw rows."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from tracker.events import dictionary_id
 from tracker.reports import campaign as campaign_report
 from tracker.reports import project as project_report
 from tracker.reports.clicks import spans
-from tracker.reports.options import options
+from tracker.reports.options import CHANNELS, options
+from tracker.reports.periods import Period
 from tracker.store import effects, rollups
 from tracker.store.events import EVENT_COLUMNS, land, ts_from_us
 
@@ -23,9 +25,11 @@ BASE = datetime(2026, 3, 2, tzinfo=UTC)
 LINKS = ["https://a.example/", "https://b.example/"]
 HUMAN, SCANNER = 0, 3 << 1  # flags: verdict human, verdict scanner click
 
-#: delivery id -> (campaign index, user, is_test)
-DELIVERIES = {1: (0, "u1", False), 2: (1, "u1", False), 3: (0, "u2", False),
-              4: (0, "u3", True), 5: (0, "u4", False), 6: (1, "u2", False)}
+#: delivery id -> (campaign index, user, is_test, channel): u1 and u2 click link A by
+#: email and by push too (in campaign c1, whose deliveries go by either)
+DELIVERIES = {1: (0, "u1", False, 1), 2: (1, "u1", False, 1), 3: (0, "u2", False, 1),
+              4: (0, "u3", True, 1), 5: (0, "u4", False, 1), 6: (1, "u2", False, 1),
+              7: (1, "u1", False, 2), 8: (1, "u2", False, 2)}
 
 #: (delivery, day after BASE, hour, link index, flags): from January to May, so periods
 #: are made of whole months, whole days and edge hours alike
@@ -33,7 +37,8 @@ CLICKS = [(1, -40, 10, 0, HUMAN), (1, 33, 10, 0, HUMAN), (2, 2, 12, 0, HUMAN),
           (3, -3, 9, 0, HUMAN), (3, 3, 10, 0, HUMAN), (4, 2, 11, 0, HUMAN),
           (5, 2, 8, 0, SCANNER), (5, 70, 8, 0, HUMAN), (6, 0, 23, 1, HUMAN),
           (6, 40, 1, 1, SCANNER), (3, 2, 0, 1, HUMAN), (1, 3, 23, 1, SCANNER),
-          (5, -45, 5, 1, HUMAN), (2, 31, 0, 1, HUMAN)]
+          (5, -45, 5, 1, HUMAN), (2, 31, 0, 1, HUMAN), (7, 2, 14, 0, HUMAN),
+          (7, 34, 6, 0, SCANNER), (8, -3, 21, 0, HUMAN), (8, 45, 3, 1, HUMAN)]
 
 #: period bounds (days after BASE) combined into every first <= last
 BOUNDS = [-50, -41, -3, 0, 2, 3, 5, 33, 45, 80]
@@ -44,41 +49,63 @@ def _us(day: int, hour: int) -> int:
     return (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
-async def _setup(conn: asyncpg.Connection) -> list[int]:
-    camps = []
-    for name in ("c0", "c1"):
+async def _setup(conn: asyncpg.Connection) -> tuple[list[int], dict[int, int]]:
+    """The campaigns' ids, and each delivery's schedule task: "t" in both campaigns,
+    and "u" in c1 for its push deliveries."""
+    camps, tasks = [], {}
+    for i, name in enumerate(("c0", "c1")):
         cid = await conn.fetchval(
             "INSERT INTO campaigns (campaign_id, channel) VALUES ($1, 'email') RETURNING id", name)
-        task = await conn.fetchval("INSERT INTO schedule_tasks (campaign, schedule_task_id)"
-                                   " VALUES ($1, 't') RETURNING id", cid)
-        camps.append((cid, task))
+        camps.append(cid)
+        for task in ("t", "u"):
+            tasks[(i, task)] = await conn.fetchval(
+                "INSERT INTO schedule_tasks (campaign, schedule_task_id) VALUES ($1, $2)"
+                " RETURNING id", cid, task)
+    task_of = {did: tasks[(c, "u" if (c, channel) == (1, 2) else "t")]
+               for did, (c, _, _, channel) in DELIVERIES.items()}
     await conn.copy_records_to_table("deliveries", records=[
-        (did, camps[c][0], camps[c][1], BASE, BASE, 1, 1, True, test, user)
-        for did, (c, user, test) in DELIVERIES.items()], columns=(
+        (did, camps[c], task_of[did], BASE, BASE, channel, 1, True, test, user)
+        for did, (c, user, test, channel) in DELIVERIES.items()], columns=(
         "delivery_id", "campaign", "schedule_task", "sent_at", "created_at", "channel",
         "status", "has_html", "is_test", "user_id"))
-    return [c for c, _ in camps]
+    return camps, task_of
 
 
-def _rows(camps: list[int], clicks: list[tuple]) -> list[tuple]:
+def _rows(setup: tuple[list[int], dict[int, int]], clicks: list[tuple]) -> list[tuple]:
+    camps, task_of = setup
     out = []
     for did, day, hour, link, flags in clicks:
         campaign = camps[DELIVERIES[did][0]]
         out.append((_us(day, hour), did, dictionary_id(LINKS[link].encode()), 0, campaign,
-                    0, 2, flags, 0))
+                    task_of[did], 2, flags, 0))
     return out
 
 
-async def _brute_force(conn: asyncpg.Connection, first: int, last: int, campaign: str | None,
-                       bots: bool) -> dict[str, int]:
+async def _brute_force(conn: asyncpg.Connection, period: Period, campaign: str | None,
+                       task: str | None, channel: str | None, bots: bool) -> list[dict]:
     rows = await conn.fetch(
-        "SELECT u.url, count(DISTINCT d.user_id) FROM events e JOIN deliveries d"
+        "SELECT u.url, count(*) AS clicks, count(DISTINCT d.user_id) AS click_users"
+        " FROM events e JOIN deliveries d"
         " USING (delivery_id) JOIN campaigns c ON c.id = e.campaign JOIN urls u"
         " ON u.id = e.url_id WHERE e.kind = 2 AND NOT d.is_test AND e.ts >= $1 AND e.ts < $2"
-        " AND ($3::text IS NULL OR c.campaign_id = $3)"
+        " AND ($3::text IS NULL OR c.campaign_id = $3) AND ($5::int IS NULL OR d.channel = $5)"
+        " AND ($6::text IS NULL OR (SELECT schedule_task_id FROM schedule_tasks"
+        "                           WHERE id = e.schedule_task) = $6)"
         " AND ($4 OR ((e.flags >> 1) & 7) IN (0, 2)) GROUP BY 1",
-        BASE + timedelta(days=first), BASE + timedelta(days=last + 1), campaign, bots)
-    return dict(rows)
+        period.start, period.end, campaign, bots, CHANNELS.get(channel or ""), task)
+    return sorted((dict(r) for r in rows),
+                  key=lambda r: (-r["clicks"], -r["click_users"], r["url"]))
+
+
+#: (campaign, schedule task, channel, time zone) of the rankings checked: the
+#: project's, each campaign's and each channel's counters, raw clicks under a schedule
+#: task filter or a campaign's channel filter, and Asia/Kolkata's half-hour midnights
+#: (raw clicks at the partial hours)
+SCOPES = [(None, None, None, "UTC"), ("c0", None, None, "UTC"), ("c1", None, None, "UTC"),
+          (None, None, "email", "UTC"), (None, None, "push", "UTC"),
+          ("c1", None, "push", "UTC"), (None, "t", None, "UTC"), (None, "u", None, "UTC"),
+          ("c1", "t", "email", "Asia/Kolkata"), (None, None, None, "Asia/Kolkata"),
+          ("c1", None, None, "Asia/Kolkata"), (None, None, "email", "Asia/Kolkata")]
 
 
 async def _check_every_period(conn: asyncpg.Connection) -> int:
@@ -86,18 +113,21 @@ async def _check_every_period(conn: asyncpg.Connection) -> int:
     for first in BOUNDS:
         for last in (b for b in BOUNDS if b >= first):
             for bots in (False, True):
-                params = {"from": (BASE + timedelta(days=first)).date().isoformat(),
-                          "to": (BASE + timedelta(days=last)).date().isoformat(),
-                          "include_bots": str(bots).lower(), "links": "100"}
-                for campaign in (None, "c0", "c1"):
+                for campaign, task, channel, tz in SCOPES:
+                    params = {"from": (BASE + timedelta(days=first)).date().isoformat(),
+                              "to": (BASE + timedelta(days=last)).date().isoformat(),
+                              "include_bots": str(bots).lower(), "links": "100",
+                              "schedule_task_id": task, "channel": channel}
                     if campaign is None:
-                        report = await project_report.build(conn, options(params, "UTC"))
+                        opts = options(params, tz)
+                        report = await project_report.build(conn, opts)
                     else:
-                        report = await campaign_report.build(
-                            conn, options({**params, "campaign_id": campaign}, "UTC"))
-                    got = {r["url"]: r["click_users"] for r in report["click_ranking"]}
-                    expected = await _brute_force(conn, first, last, campaign, bots)
-                    assert got == expected, (first, last, campaign, bots)
+                        opts = options({**params, "campaign_id": campaign}, tz)
+                        report = await campaign_report.build(conn, opts)
+                    expected = await _brute_force(conn, opts.period, campaign, task, channel,
+                                                  bots)
+                    assert report["click_ranking"] == expected, (first, last, campaign, task,
+                                                                 channel, tz, bots)
                     checked += 1
     return checked
 
@@ -123,14 +153,14 @@ ORDERS = {
 async def _out_of_order(dsn: str, order: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        camps = await _setup(conn)
+        setup = await _setup(conn)
         urls = {dictionary_id(u.encode()): u.encode() for u in LINKS}
-        for n, part in enumerate(ORDERS[order](_rows(camps, CLICKS))):
+        for n, part in enumerate(ORDERS[order](_rows(setup, CLICKS))):
             await land(conn, journal="clicks", segment=n, offset=0, events=part, urls=urls,
                        user_agents={})
         # 55 periods (u1 clicks link A on days -40 and 33: days 2-3 lie between), both bot
-        # settings, the project and each campaign
-        assert await _check_every_period(conn) == 55 * 2 * 3
+        # settings, every scope
+        assert await _check_every_period(conn) == 55 * 2 * len(SCOPES)
         tables = ("SELECT * FROM report_link_counts WHERE (clicks, firsts, human_firsts)"
                   " <> (0, 0, 0) ORDER BY 1, 2, 3, 4",
                   "SELECT * FROM report_link_returns WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5")
@@ -151,14 +181,15 @@ def test_click_users_for_every_period_equal_brute_force(database, order: str) ->
 async def _two_shippers(dsn: str) -> None:
     first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
     try:
-        camps = await _setup(first)
+        setup = await _setup(first)
+        camps = setup[0]
         urls = {dictionary_id(u.encode()): u.encode() for u in LINKS}
         await first.execute("INSERT INTO urls (id, url) SELECT * FROM unnest($1::bigint[],"
                             " $2::text[])", list(urls), [u.decode() for u in urls.values()])
         # u1 clicks link A from campaign c0 and, earlier, from c1: one pair of the project
         # (a month apart, so the two batches share no counter row that would make the
         # second wait anyway)
-        early, late = _rows(camps, [(1, 33, 9, 0, HUMAN)]), _rows(camps, [(2, 2, 9, 0, HUMAN)])
+        early, late = _rows(setup, [(1, 33, 9, 0, HUMAN)]), _rows(setup, [(2, 2, 9, 0, HUMAN)])
         for month in (BASE.date(), (BASE + timedelta(days=33)).date()):
             await first.execute("SELECT tracker_ensure_month_partition($1)", month)
         # one shipper holds the new pair uncommitted; another lands the earlier click
@@ -178,6 +209,7 @@ async def _two_shippers(dsn: str) -> None:
         day2, day33 = BASE + timedelta(days=2), BASE + timedelta(days=33)
         march, april = BASE.replace(day=1), day33.replace(day=1)
         assert [(r["campaign"], r["span"], r["at"], r["n"]) for r in counts] == [
+            (-1, 1, day2 + timedelta(hours=9), 1), (-1, 24, day2, 1), (-1, 744, march, 1),
             (0, 1, day2 + timedelta(hours=9), 1), (0, 24, day2, 1), (0, 744, march, 1),
             (camps[0], 1, day33 + timedelta(hours=9), 1), (camps[0], 24, day33, 1),
             (camps[0], 744, april, 1),

@@ -80,8 +80,8 @@ AGENTS = ["Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/60
 async def write(conn: asyncpg.Connection, deliveries: list[dict], events: list[tuple]) -> None:
     await conn.execute("TRUNCATE campaigns, schedule_tasks, deliveries, events, urls,"
                        " report_event_hours, journal_positions,"
-                       " report_outcome_hours, report_click_hours, report_click_users,"
-                       " report_agent_hours, report_link_counts, report_link_returns CASCADE")
+                       " report_outcome_hours, report_agent_hours, report_link_counts,"
+                       " report_link_returns CASCADE")
     camps, tasks = [], {}
     for i, channel in enumerate(("email", "push")):
         camps.append(await conn.fetchval(
@@ -325,8 +325,6 @@ async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, c
                     " first_human_click, first_conversion FROM deliveries ORDER BY 1",
                     "SELECT * FROM report_outcome_hours WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5,"
                     " 6 NULLS FIRST, 7 NULLS FIRST",
-                    "SELECT * FROM report_click_hours ORDER BY 1, 2, 3, 4, 5, 6",
-                    "SELECT * FROM report_click_users ORDER BY 1, 2, 3, 4, 5",
                     "SELECT * FROM report_agent_hours ORDER BY 1, 2, 3, 4, 5, 6, 7",
                     "SELECT * FROM report_link_counts WHERE (clicks, firsts, human_firsts)"
                     " <> (0, 0, 0) ORDER BY 1, 2, 3, 4",

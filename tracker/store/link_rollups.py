@@ -1,7 +1,7 @@
-"""The click ranking's counters (F5, F12; sql/060_link_counts.sql).
+"""The click ranking's counters (F5, F12; sql/060_link_counts.sql, sql/065).
 
-For each campaign and for the whole project (scope 0), kept in the shipper's
-transaction like every rollup:
+For each campaign (scope: its id), for each channel (-1 email, -2 push, -3 line) and
+for the whole project (scope 0), kept in the shipper's transaction like every rollup:
 
 * report_link_counts: per link and UTC hour, day and month, clicks (all and human) and
   how many (link, user) pairs clicked first in the span.
@@ -14,7 +14,7 @@ has exactly one step between consecutive click hours entering the period (from <
 to < E). No table holds a row per pair: the SQL function ``tracker_fold_links`` reads
 a batch's pairs' other clicks from the event log and adds only the difference the
 batch makes to their first hour and steps. The rebuild is the same function given
-every click.
+every click (tracker_refold_links, sql/065).
 
 It reads what other shippers landed, so writers hold LINK_USERS_LOCK: two shippers
 never fold the same pair at once.
@@ -27,6 +27,10 @@ import asyncpg
 #: counters are kept per UTC hour, day and calendar month (the span's length in hours;
 #: 744 stands for a month of any length)
 HOUR_SPAN, DAY_SPAN, MONTH_SPAN = 1, 24, 744
+
+#: report_link_counts' scope of the whole project; a campaign's is its id (> 0), a
+#: channel's PROJECT_SCOPE - channel (-1 email, -2 push, -3 line)
+PROJECT_SCOPE = 0
 
 #: one writer of the link counters at a time (see the module docstring)
 LINK_USERS_LOCK = 7302050
@@ -69,11 +73,12 @@ class LinkBatch:
                            self.campaigns)
 
 
+def channel_scope(channel: int) -> int:
+    """report_link_counts' scope of a channel (1 email, 2 push, 3 line)."""
+    return PROJECT_SCOPE - channel
+
+
 async def rebuild(conn: asyncpg.Connection) -> None:
-    """Recount the link counters from events and deliveries (already emptied by the
-    caller): the landing function given every click, as sql/060 does."""
-    await conn.execute("""
-        SELECT tracker_fold_links(array_agg(e.delivery_id), array_agg(e.url_id),
-                                  array_agg(tracker_us(e.ts)), array_agg(e.flags),
-                                  array_agg(e.campaign))
-        FROM events e WHERE e.kind = 2""")
+    """Recount the link counters from events and deliveries: the landing function
+    given every click (tracker_refold_links, as sql/065 does)."""
+    await conn.execute("SELECT tracker_refold_links()")

@@ -9,18 +9,16 @@ these tables for whole hours and stay exactly equal to the raw events.
 * deliveries' firsts (first_open ... first_conversion, sql/064): per delivery the
   first open, click and conversion, for the unique-user figures, folded in PostgreSQL
   by tracker_fold_firsts (the one declaration the rebuild uses too).
-* report_click_hours, report_click_users: clicks per link and hour, and per (link,
-  user) the first and last click, for the click ranking (sql/040_report_speed.sql).
 * report_agent_hours: opens and clicks per user agent and hour (F22 breakdown).
-* report_link_counts, report_link_returns: the click ranking's, folded by
-  tracker.store.link_rollups (sql/060).
+* report_link_counts, report_link_returns: the click ranking's, per campaign, channel
+  and the whole project, folded by tracker.store.link_rollups (sql/060, sql/065).
 * report_delivery_cells, report_campaign_repeats: the campaign list's people figures,
   kept by triggers on deliveries (sql/055, sql/064).
 
 ``apply`` is on the serving process's hot path: it aggregates the batch in Python
-(one row per hour and key, one per delivery, one per link and user) and sends only
-the aggregates, after one look-up of the batch's deliveries; the firsts are folded in
-PostgreSQL from the batch's times, kinds and flags. Times stay integer
+(one row per hour and key) and sends only the aggregates, after one look-up of the
+batch's deliveries; the firsts and the link counters are folded in PostgreSQL from
+the batch's times, kinds and flags. Times stay integer
 microseconds since the Unix epoch, as journaled, and become timestamptz in SQL
 (``tracker_time``, sql/056): asyncpg encodes an integer at a quarter of a datetime's
 cost. Rows are sorted by key before the upserts so that concurrent shippers (one per
@@ -36,20 +34,10 @@ from typing import Any
 
 import asyncpg
 
+from tracker.classify.verdict import human_sql, is_human
 from tracker.store import link_rollups
 from tracker.store.columns import columns
-
-#: the human predicate on events.flags (not HEAD; verdict human or proxied open);
-#: tracker/reports and sql/020_reports.sql use the same expression.
-HUMAN_SQL = "((flags & 1) = 0 AND ((flags >> 1) & 7) IN (0, 2))"
-
-_CHANNEL_OF_CAMPAIGN = {"push": 2, "line": 3}
-
-
-def is_human(flags: int) -> bool:
-    """HUMAN_SQL in Python."""
-    return (flags & 1) == 0 and ((flags >> 1) & 7) in (0, 2)
-
+from tracker.tokens import CHANNELS_BY_NAME, Channel
 
 #: an hour in microseconds
 HOUR_US = 3_600_000_000
@@ -61,15 +49,6 @@ SELECT c, tracker_time(t), s, ch, k, hu, n
 FROM unnest($1::int[], $2::bigint[], $3::int[], $4::int2[], $5::int2[], $6::bool[],
             $7::bigint[]) AS b (c, t, s, ch, k, hu, n)
 ON CONFLICT (campaign, hour, schedule_task, channel, kind, human)
-DO UPDATE SET n = h.n + EXCLUDED.n
-"""
-
-_CLICK_HOURS = """
-INSERT INTO report_click_hours AS h (campaign, hour, schedule_task, channel, url_id, human, n)
-SELECT c, tracker_time(t), s, ch, u, hu, n
-FROM unnest($1::int[], $2::bigint[], $3::int[], $4::int2[], $5::bigint[], $6::bool[],
-            $7::bigint[]) AS b (c, t, s, ch, u, hu, n)
-ON CONFLICT (campaign, hour, schedule_task, channel, url_id, human)
 DO UPDATE SET n = h.n + EXCLUDED.n
 """
 
@@ -87,29 +66,6 @@ DO UPDATE SET n = h.n + EXCLUDED.n
 #: into their deliveries' firsts (sql/064)
 _FIRSTS = "SELECT tracker_fold_firsts($1::bigint[], $2::bigint[], $3::int2[], $4::int2[])"
 
-_CLICK_USERS = """
-INSERT INTO report_click_users AS u (campaign, url_id, user_id, schedule_task, channel,
-                                     first_click, last_click, first_human, last_human)
-SELECT c, l, us, s, ch, tracker_time(f), tracker_time(la), tracker_time(fh),
-       tracker_time(lh)
-FROM unnest($1::int[], $2::bigint[], $3::text[], $4::int[], $5::int2[], $6::bigint[],
-            $7::bigint[], $8::bigint[], $9::bigint[]) AS b (c, l, us, s, ch, f, la, fh, lh)
-ON CONFLICT (campaign, url_id, user_id, schedule_task, channel) DO UPDATE SET
-    first_click = least(u.first_click, EXCLUDED.first_click),
-    last_click = greatest(u.last_click, EXCLUDED.last_click),
-    first_human = least(u.first_human, EXCLUDED.first_human),
-    last_human = greatest(u.last_human, EXCLUDED.last_human)
-"""
-
-
-def _min(a: int | None, b: int) -> int:
-    return b if a is None or b < a else a
-
-
-def _max(a: int | None, b: int) -> int:
-    return b if a is None or b > a else a
-
-
 async def apply(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Fold landed event rows (tracker.store.events.EVENT_COLUMNS order: ts, delivery_id,
     url_id, ua_id, campaign, schedule_task, kind, flags, link_position; ts in
@@ -117,7 +73,7 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
     found = await conn.fetch(
-        "SELECT d.delivery_id, d.channel, d.is_test, d.user_id FROM deliveries d"
+        "SELECT d.delivery_id, d.channel, d.is_test FROM deliveries d"
         " WHERE d.delivery_id = ANY($1::bigint[])", list({r[1] for r in rows}))
     known = {r["delivery_id"]: r for r in found}
     fallback: dict[int, int] = {}
@@ -125,12 +81,10 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     if missing:
         for c in await conn.fetch("SELECT id, channel FROM campaigns WHERE id = ANY($1::int[])",
                                   list(missing)):
-            fallback[c["id"]] = _CHANNEL_OF_CAMPAIGN.get(c["channel"], 1)
+            fallback[c["id"]] = CHANNELS_BY_NAME.get(c["channel"], Channel.EMAIL)
     hours: dict[tuple[Any, ...], int] = defaultdict(int)
-    clicks: dict[tuple[Any, ...], int] = defaultdict(int)
     agents: dict[tuple[Any, ...], int] = defaultdict(int)
     firsts: list[tuple[int, int, int, int]] = []
-    users: dict[tuple[Any, ...], list[int | None]] = {}
     links = link_rollups.LinkBatch()
     for ts, did, url_id, ua_id, campaign, task, kind, flags, _ in rows:
         delivery = known.get(did)
@@ -147,14 +101,7 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
         if kind in (1, 2):
             agents[(campaign, hour, task, channel, ua_id, kind, human)] += 1
         if kind == 2:
-            clicks[(campaign, hour, task, channel, url_id, human)] += 1
             links.add(did, url_id, ts, flags, campaign)
-            if delivery is not None:
-                u = users.setdefault((campaign, url_id, delivery["user_id"], task, channel),
-                                     [None] * 4)
-                u[0], u[1] = _min(u[0], ts), _max(u[1], ts)
-                if human:
-                    u[2], u[3] = _min(u[2], ts), _max(u[3], ts)
     if hours:
         await conn.execute(_HOURS, *columns(
             [(*k, n) for k, n in sorted(hours.items())], 7))
@@ -162,12 +109,6 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
         # where the deliveries' counters lock was taken before (sql/064 takes it when
         # a first changes): after report_event_hours, before the click rollups
         await conn.execute(_FIRSTS, *columns(firsts, 4))
-    if clicks:
-        await conn.execute(_CLICK_HOURS, *columns(
-            [(*k, n) for k, n in sorted(clicks.items())], 7))
-    if users:
-        await conn.execute(_CLICK_USERS, *columns(
-            [(*k, *v) for k, v in sorted(users.items())], 9))
     if agents:
         await conn.execute(_AGENT_HOURS, *columns(
             [(*k, n) for k, n in sorted(agents.items())], 8))
@@ -184,15 +125,15 @@ async def rebuild(conn: asyncpg.Connection) -> None:
     """Recompute every rollup from the event log and deliveries (after a bulk load that
     bypassed the shipper, or to prove they match); same SQL as the backfills in
     020_reports.sql and 040_report_speed.sql."""
-    human = HUMAN_SQL.replace("flags", "e.flags")
+    human = human_sql("e.flags")
     events = ("FROM events e LEFT JOIN deliveries d ON d.delivery_id = e.delivery_id"
               " LEFT JOIN campaigns c ON c.id = e.campaign")
     async with conn.transaction():
         await conn.execute("LOCK TABLE events IN SHARE MODE")
         await conn.execute("LOCK TABLE deliveries IN SHARE MODE")
         await conn.execute("TRUNCATE report_event_hours,"
-                           " report_outcome_hours, report_click_hours, report_click_users,"
-                           " report_agent_hours, report_link_counts, report_link_returns")
+                           " report_outcome_hours, report_agent_hours, report_link_counts,"
+                           " report_link_returns")
         await conn.execute(f"""
             INSERT INTO report_event_hours (campaign, hour, schedule_task, channel, kind,
                                             human, n)
@@ -212,21 +153,6 @@ async def rebuild(conn: asyncpg.Connection) -> None:
             WHERE status BETWEEN 1 AND 5 AND NOT is_test
               AND (sent_at IS NOT NULL OR status = 5)
             GROUP BY 1, 2, 3, 4, 5, 6, 7""")
-        await conn.execute(f"""
-            INSERT INTO report_click_hours (campaign, hour, schedule_task, channel, url_id,
-                                            human, n)
-            SELECT e.campaign, date_trunc('hour', e.ts, 'UTC'), e.schedule_task, {_channel()},
-                   e.url_id, {human}, count(*)
-            {events} WHERE e.kind = 2 AND NOT coalesce(d.is_test, false)
-            GROUP BY 1, 2, 3, 4, 5, 6""")
-        await conn.execute(f"""
-            INSERT INTO report_click_users
-            SELECT e.campaign, e.url_id, d.user_id, e.schedule_task, d.channel, min(e.ts),
-                   max(e.ts), min(e.ts) FILTER (WHERE {human}),
-                   max(e.ts) FILTER (WHERE {human})
-            FROM events e JOIN deliveries d ON d.delivery_id = e.delivery_id
-            WHERE e.kind = 2 AND NOT d.is_test
-            GROUP BY 1, 2, 3, 4, 5""")
         await conn.execute(f"""
             INSERT INTO report_agent_hours (campaign, hour, schedule_task, channel, ua_id,
                                             kind, human, n)

@@ -194,6 +194,7 @@ async def bench(conn: asyncpg.Connection, queries: int) -> None:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await plan_each_time(conn)
         await time_figures(conn, scope, year)
+    await time_click_rankings(conn)
     await time_campaign_list(conn)
     runs = []
     for _ in range(3):
@@ -207,6 +208,37 @@ async def bench(conn: asyncpg.Connection, queries: int) -> None:
         " WHERE e.ts >= '2025-01-01' AND e.ts < '2026-01-01' AND NOT coalesce(d.is_test, false)"
         " GROUP BY 1"))
     print(f"baseline without rollups: year's event counts from raw events {raw * 1000:.0f} ms")
+
+
+async def time_click_rankings(conn: asyncpg.Connection) -> None:
+    """The year's click ranking alone (F5) under each filter: the ones the link
+    counters answer (project, campaign, channel; partial hours at the edges in
+    Asia/Kolkata) and the ones raw clicks answer (a schedule task, a campaign under a
+    channel filter). Median of five, as the reports run them."""
+    from tracker.reports.options import resolve
+    from tracker.reports.scope import plan_each_time
+    busiest = await conn.fetchrow(
+        "SELECT c.campaign_id, st.schedule_task_id FROM events e"
+        " JOIN schedule_tasks st ON st.id = e.schedule_task JOIN campaigns c ON c.id = st.campaign"
+        " WHERE e.kind = 2 GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1")
+    for label, params, tz in (
+            ("project", {}, "UTC"), ("project, Asia/Kolkata", {}, "Asia/Kolkata"),
+            ("email", {"channel": "email"}, "UTC"),
+            ("email, Asia/Kolkata", {"channel": "email"}, "Asia/Kolkata"),
+            ("busiest schedule task", {"schedule_task_id": busiest[1]}, "UTC"),
+            ("its campaign", {"campaign_id": busiest[0]}, "UTC"),
+            ("its campaign, Asia/Kolkata", {"campaign_id": busiest[0]}, "Asia/Kolkata"),
+            ("its campaign, email", {"campaign_id": busiest[0], "channel": "email"}, "UTC")):
+        opts = options({"from": "2025-01-01", "to": "2025-12-31", **params}, tz)
+        scope, _, _ = await resolve(conn, opts)
+        runs = []
+        for _ in range(5):
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                await plan_each_time(conn)
+                runs.append((await timed(clicks.click_ranking(conn, scope, opts.period,
+                                                              False, 100)))[0])
+        print(f"click ranking of the year, {label}: median "
+              f"{statistics.median(runs) * 1000:.0f} ms")
 
 
 async def time_campaign_list(conn: asyncpg.Connection) -> None:

@@ -43,9 +43,9 @@ READERS: dict[str, str] = {
     "deliveries": "user figures with their firsts (sql/064), outcomes, click users (F4, F6, F12)",
     "report_event_hours": "count figures and day series (F4)",
     "report_outcome_hours": "outcome figures and error codes (F6, F9)",
-    "report_click_hours": "click ranking with a task/channel filter or several campaigns",
-    "report_click_users": "click ranking's users with a task/channel filter (F5)",
-    "report_link_": "click ranking, project or one campaign (F5)",
+    "report_click_hours": "(dropped by sql/065)",
+    "report_click_users": "(dropped by sql/065)",
+    "report_link_": "click ranking: project, one campaign or one channel (F5, sql/065)",
     "report_agent_hours": "devices (F22)",
     "report_delivery_cells": "campaign list's people (sql/055)",
     "report_campaign_repeats": "campaign list's people, users reached twice (sql/055)",
@@ -74,8 +74,8 @@ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 'm')
 
 #: readers of the event log's indexes (partition index names, normalised)
 INDEX_READERS: dict[str, str] = {
-    "events_schedule_task_ts": "F3 filter of message_event_log; one campaign's click users"
-                               " under a filter",
+    "events_schedule_task_ts": "F3 filter of message_event_log; click ranking under a"
+                               " schedule task filter or a campaign's channel filter",
     "events_delivery_id_url_id": "conversions' attribution, scanner bursts, the click"
                                  " ranking's fold (sql/063)",
     "events_ts_idx": "BRIN: raw events at a period's partial-hour edges",

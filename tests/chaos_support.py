@@ -350,7 +350,8 @@ def shipper_processes(service: Service) -> list[int]:
         except OSError:
             continue
         # state Z: a dead shipper not yet reaped by its serving process
-        if int(stat[2]) == service.process.pid and stat[0] != "Z" and b"\0ship\0" in cmdline:
+        shipper = b"\0tracker.shipper\0" in cmdline or b"\0ship\0" in cmdline
+        if int(stat[2]) == service.process.pid and stat[0] != "Z" and shipper:
             found.append(int(entry.name))
     return found
 

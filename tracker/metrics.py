@@ -132,6 +132,7 @@ def follow_shipper(root: Path) -> None:
     process: the one shipper's numbers, never summed over workers)."""
     global _shipper
     if _shipper is not None:
+        _shipper.root = root  # a later app in the same process (tests): its root
         return
     _shipper = StatusCollector(root)
     if not MULTIPROCESS:

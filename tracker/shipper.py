@@ -63,7 +63,7 @@ from tracker.journal import (
 from tracker.shipper_status import ShipperStatus, read_status, write_status
 from tracker.store import events as event_store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tracker.shipper")  # the same name when run as __main__
 
 BATCH_EVENTS = 20_000
 #: a batch holds at most what PostgreSQL lands in BATCH_SECONDS at the rate measured on
@@ -566,3 +566,34 @@ async def run_process(dsn: str, root: Path, status_fd: int) -> int:
             await asyncio.wait_for(pool.close(), 5)
         except (*DATABASE_FAILURES, asyncpg.exceptions.InternalClientError):
             pool.terminate()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tracker.shipper``: what a serving process starts (tracker/shipping.py).
+
+    The same as ``tracker ship --lock-fd``, without importing every other command of
+    the ``tracker`` CLI first: half a second less before the first batch lands."""
+    import argparse
+
+    from tracker import metrics
+
+    parser = argparse.ArgumentParser(prog="python -m tracker.shipper")
+    parser.add_argument("--journal-dir", type=Path, required=True)
+    parser.add_argument("--lock-fd", type=int, required=True,
+                        help="the root's SHIPPER file, flocked by the parent")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    dsn = os.environ.get("TRACKER_DATABASE_URL")
+    if not dsn:
+        parser.error("TRACKER_DATABASE_URL must be set")
+    logging.getLogger("uvicorn.error").setLevel(args.log_level.upper())
+    metrics.configure_logging()
+    import uvloop  # the server's loop, a dependency of it
+
+    return uvloop.run(run_process(dsn, args.journal_dir, args.lock_fd))
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

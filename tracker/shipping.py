@@ -5,7 +5,8 @@ Why: landing and folding run in a process of their own (tracker/shipper.py), so 
 batch never holds the GIL of a process that answers hits. Every serving process
 takes part in keeping exactly one shipper alive: at start and about once a second it
 tries the flock of the root's ``SHIPPER`` file without blocking. Whoever gets it
-starts ``tracker ship`` with the locked descriptor (``pass_fds``): the child holds the
+starts ``python -m tracker.shipper`` (``tracker ship`` without the rest of the CLI's
+imports) with the locked descriptor (``pass_fds``): the child holds the
 lock for its life and this process closes its own copy. When the shipper dies
 (SIGKILL, a crash) the kernel frees the lock and the next check of any serving
 process starts another, which carries on from the positions committed in
@@ -76,12 +77,14 @@ class ShipperLink:
         except BlockingIOError:
             os.close(fd)
             return False
+        env = dict(os.environ, TRACKER_DATABASE_URL=self.dsn)
+        # its metrics go through the SHIPPER file, not prometheus_client's files
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         try:
             self.child = subprocess.Popen(
-                [sys.executable, "-m", "tracker", "ship", "--journal-dir", str(self.root),
+                [sys.executable, "-m", "tracker.shipper", "--journal-dir", str(self.root),
                  "--lock-fd", str(fd), "--log-level", self.log_level],
-                pass_fds=(fd,), env=dict(os.environ, TRACKER_DATABASE_URL=self.dsn),
-                stdin=subprocess.DEVNULL,
+                pass_fds=(fd,), env=env, stdin=subprocess.DEVNULL,
             )
         finally:
             os.close(fd)  # the child's copy keeps the lock

@@ -42,7 +42,7 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
             chunk = await reader.readexactly(exc.consumed)
             ended = False
         else:
-            before = (tail + chunk)[-5:-3]
+            before = chunk[-5:-3] if len(chunk) >= 5 else (tail + chunk)[-5:-3]
             ended = before == b"\r\n"
         if ended:
             chunk = chunk[:-3]
@@ -55,7 +55,7 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
         if ended:
             break
         if chunk:
-            tail = (tail + chunk)[-2:]
+            tail = chunk[-2:] if len(chunk) >= 2 else (tail + chunk)[-2:]
     if problem is not None:
         return b"", problem
     data = b"".join(chunks)

@@ -69,15 +69,14 @@ def mail_options(options: list[str]) -> list[str]:
     return [o for o in options if o.upper() in PASSED_OPTIONS]
 
 
-def stuffed(data: bytes) -> bytes:
-    """``data`` as DATA sends it (RFC 5321 section 4.5.2): a dot doubled at the start
-    of every line, a line ending before the final dot, and the final dot."""
-    data = data.replace(b"\n.", b"\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
+def stuffed(data: bytes) -> list[bytes]:
+    """``data`` as DATA sends it (RFC 5321 section 4.5.2), in pieces (not copied
+    into one): a dot doubled at the start of every line, a line ending before the
+    final dot, and the final dot."""
+    data = data.replace(b"\n.", b"\n..")  # the same object when there is none
+    pieces = [b".", data] if data.startswith(b".") else [data]
+    pieces.append(b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+    return pieces
 
 
 class _Unsupported(Exception):
@@ -119,7 +118,8 @@ class _Client:
     async def reply(self) -> tuple[int, bytes]:
         lines: list[bytes] = []
         while True:
-            line = await asyncio.wait_for(self.reader.readline(), self.upstream.timeout)
+            async with asyncio.timeout(self.upstream.timeout):  # no task, unlike wait_for
+                line = await self.reader.readline()
             if not line.endswith(b"\n"):
                 raise ConnectionResetError("the upstream closed the connection")
             if len(line) < 4 or not line[:3].isdigit():
@@ -128,13 +128,15 @@ class _Client:
             if line[3:4] != b"-":
                 return int(line[:3]), b"\n".join(lines)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, pieces: list[bytes]) -> None:
         """Large data a piece at a time, each taken within the timeout (as a blocking
         socket's timeout bounds each send, not the whole message)."""
-        view = memoryview(data)
-        for start in range(0, len(data), WRITE_PIECE):
-            self.writer.write(view[start:start + WRITE_PIECE])
-            await asyncio.wait_for(self.writer.drain(), self.upstream.timeout)
+        for data in pieces:
+            view = memoryview(data)
+            for start in range(0, len(data), WRITE_PIECE):
+                self.writer.write(view[start:start + WRITE_PIECE])
+                async with asyncio.timeout(self.upstream.timeout):
+                    await self.writer.drain()
 
     async def command(self, line: str) -> tuple[int, bytes]:
         self.writer.write(line.encode("utf-8") + b"\r\n")

@@ -75,6 +75,23 @@ def scalar(dsn: str, sql: str, *args: Any) -> Any:
     return rows[0][0] if rows else None
 
 
+async def throwaway_settings(server_dsn: str) -> None:
+    """Settings for a server whose data is thrown away after the run: nothing waits
+    for the disk (no fsync, no full-page images) and the WAL kept between checkpoints
+    stays small. What a query returns is unchanged, and so is what survives a crash of
+    PostgreSQL itself (the chaos tests stop it with ``immediate``): a commit still
+    writes its WAL before it returns (``synchronous_commit`` stays on), only no longer
+    waits for the disk to have it, which matters only if the machine itself crashes."""
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        for setting, value in (("fsync", "off"), ("full_page_writes", "off"),
+                               ("max_wal_size", "'256MB'")):
+            await conn.execute(f"ALTER SYSTEM SET {setting} = {value}")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
 class Databases:
     """Creates a migrated template once, then one fresh database per request."""
 

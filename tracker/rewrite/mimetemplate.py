@@ -206,7 +206,7 @@ class MimeTemplate:
                 if filled is None:
                     del warnings[start:]
                     return None
-                append(filled)
+                out.extend(filled)
         return out
 
     def join(self, headers: dict[str, str], body: list[bytes]) -> bytes:
@@ -215,15 +215,22 @@ class MimeTemplate:
                          self.head.policy.linesep.encode("ascii"), *body))
 
 
-def _fill(hole: Hole, parts: PartFiller, nl: bytes) -> bytes | None:
+def _fill(hole: Hole, parts: PartFiller, nl: bytes) -> list[bytes] | None:
+    """The hole's bytes for this recipient, in pieces (joined once, with the rest of
+    the message)."""
     if hole.cte == "quoted-printable" and hole.codec.name in STATELESS:
         found = parts.pieces(hole.subtype, hole.text)
         if found is not None:
             template, values = found
             if values:
                 return _pieces(hole, template, values, nl)
-            return _encoded(hole, template.parts[0], nl)
-    return _encoded(hole, parts.text(hole.subtype, hole.text), nl)
+            rewritten = template.parts[0]
+        else:
+            rewritten = parts.text(hole.subtype, hole.text)
+    else:
+        rewritten = parts.text(hole.subtype, hole.text)
+    encoded = _encoded(hole, rewritten, nl)
+    return None if encoded is None else [encoded]
 
 
 def _encoded(hole: Hole, rewritten: str, nl: bytes) -> bytes | None:
@@ -240,7 +247,7 @@ def _encoded(hole: Hole, rewritten: str, nl: bytes) -> bytes | None:
     return newlines(mime.transfer_encode(data, hole.cte), nl)
 
 
-def _pieces(hole: Hole, template: Template, values: list[str], nl: bytes) -> bytes:
+def _pieces(hole: Hole, template: Template, values: list[str], nl: bytes) -> list[bytes]:
     """A quoted-printable part made of pieces each encoded on its own lines: the
     template's literal parts (encoded once, kept on the hole) and this recipient's
     slot values, joined by soft line breaks where a piece does not end a line.
@@ -270,7 +277,7 @@ def _pieces(hole: Hole, template: Template, values: list[str], nl: bytes) -> byt
                 append(soft)
             append(chunk)
             last = chunk
-    return b"".join(out)
+    return out
 
 
 #: a value quoted-printable leaves as it is (printable ASCII but ``=``): a link

@@ -375,3 +375,17 @@ def test_an_unforeseen_error_does_not_end_the_shipper(database: str, tmp_path: P
     asyncio.run(scenario())
     result = landed(database, m.campaign)
     assert result.deliveries == set(m.delivery_ids) and result.duplicates == 0
+
+
+def test_tracker_ship_by_hand_lands_what_a_stopped_service_left(database: str,
+                                                                tmp_path: Path) -> None:
+    """``tracker ship``: the shipper process run by hand (a service normally starts it
+    itself) lands every journal under the data directory, removes them and exits."""
+    m = minted(database, "by-hand", 50)
+    service = Service(database, tmp_path / "data")  # its configuration; never started
+    directory = dead_journal(service.data_dir / "journal", m)
+    done = service.cli("ship")
+    assert done.returncode == 0, done.stderr
+    result = landed(database, m.campaign)
+    assert result.deliveries == set(m.delivery_ids) and result.duplicates == 0
+    assert not directory.exists()

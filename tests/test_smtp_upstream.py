@@ -5,7 +5,10 @@ replies the relay gives when the upstream refuses the login or lacks STARTTLS.""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +116,30 @@ def test_connections_are_kept_between_messages_and_renewed_when_closed(
 
     asyncio.run(scenario())
     assert len(start_sink.last.received) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Session.login_data is deprecated")
+def test_starttls_and_login_upstream(start_sink: Any, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """STARTTLS to an upstream whose self-signed certificate (made here, for
+    127.0.0.1) the relay is made to trust, then AUTH, which the sink offers only
+    over TLS."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(str(cert), str(key))
+    sink, port = start_sink(tls_context=server_side, require_starttls=True,
+                            authenticator=authenticator, auth_require_tls=True)
+    default = ssl.create_default_context
+
+    def trusting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        context = default(*args, **kwargs)
+        context.load_verify_locations(str(cert))
+        return context
+
+    monkeypatch.setattr(upstream.ssl, "create_default_context", trusting)
+    relay(port, [upstream.Copy("a@example.org", b"Subject: x\r\n\r\nhi\r\n")], starttls=True,
+          user="relay", password="pw")
+    assert [r[1] for r in sink.received] == [["a@example.org"]]

@@ -340,7 +340,8 @@ class Rewriter:
         headers, an unknown transfer encoding); a part in an unknown or wrong
         charset is passed through with a warning instead. A message seen before
         (the same body: another recipient, another copy) is filled from its
-        template (:mod:`mimetemplate`), byte for byte what the parse would give."""
+        template (:mod:`mimetemplate`): what the parse would give, but for where
+        a quoted-printable part's soft line breaks fall."""
         site = self.site(ids.tracking_domain)
         email = ids.channel == Channel.EMAIL
         template = self.mime_templates.get(raw)

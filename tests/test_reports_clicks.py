@@ -16,10 +16,11 @@ from tracker.events import dictionary_id
 from tracker.reports import campaign as campaign_report
 from tracker.reports import project as project_report
 from tracker.reports.clicks import spans
-from tracker.reports.options import CHANNELS, options
+from tracker.reports.options import options
 from tracker.reports.periods import Period
 from tracker.store import effects, rollups
 from tracker.store.events import EVENT_COLUMNS, land, ts_from_us
+from tracker.tokens import CHANNELS_BY_NAME
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
 LINKS = ["https://a.example/", "https://b.example/"]
@@ -92,7 +93,7 @@ async def _brute_force(conn: asyncpg.Connection, period: Period, campaign: str |
         " AND ($6::text IS NULL OR (SELECT schedule_task_id FROM schedule_tasks"
         "                           WHERE id = e.schedule_task) = $6)"
         " AND ($4 OR ((e.flags >> 1) & 7) IN (0, 2)) GROUP BY 1",
-        period.start, period.end, campaign, bots, CHANNELS.get(channel or ""), task)
+        period.start, period.end, campaign, bots, CHANNELS_BY_NAME.get(channel or ""), task)
     return sorted((dict(r) for r in rows),
                   key=lambda r: (-r["clicks"], -r["click_users"], r["url"]))
 

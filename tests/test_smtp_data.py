@@ -80,3 +80,48 @@ def test_too_much_data_is_read_to_the_end_then_refused() -> None:
     wire = b"x" * 500 + b"\r\n" + b"y" * 500 + b"\r\n.\r\nNOOP\r\n"
     content, problem, rest = asyncio.run(feed_and_read(wire, [700, 700], size_limit=900))
     assert (content, problem, rest) == (b"", TOO_MUCH, b"NOOP\r\n")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_line_over_the_limit_is_found_wherever_it_is(seed: int) -> None:
+    """The longest-line check jumps ~1,000 octets at a time: a line of exactly 1,001
+    octets with its CRLF (aiosmtpd's limit) passes, one octet more does not, first, last or between
+    lines of any length (with bare CRs and LFs, which do not end a line)."""
+    rng = random.Random(seed)
+    lines = [rng.choice((b"", b"\r", b"\n", b"x" * rng.randint(0, 998))) + b"\r\n"
+             for _ in range(rng.randint(0, 200))]
+    at = rng.randint(0, len(lines))
+    for longest, problem in ((999, None), (1000, TOO_LONG)):
+        body = lines[:at] + [b"y" * (longest - 1) + b"\r\r\n"] + lines[at:]
+        content, found, _ = asyncio.run(feed_and_read(b"".join(body) + b".\r\n",
+                                                      split(rng, 3000)))
+        assert found == problem
+        assert content == (b"".join(body) if problem is None else b"")
+
+
+def test_the_idle_timeout_counts_from_the_last_command() -> None:
+    """The relay moves its idle deadline at each command instead of remaking the
+    timer: commands keep the connection open well past the timeout, and once the
+    client is idle for the timeout the relay closes it (margins of seconds)."""
+
+    async def run() -> None:
+        from tracker.smtp.protocol import RelaySMTP
+
+        server = await asyncio.get_running_loop().create_server(
+            lambda: RelaySMTP(object(), decode_data=False, timeout=2.0), "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.sockets[0].getsockname()[1])
+        try:
+            assert (await reader.readline()).startswith(b"220")
+            started = asyncio.get_running_loop().time()
+            while asyncio.get_running_loop().time() - started < 3.0:
+                writer.write(b"NOOP\r\n")
+                assert await reader.readline() == b"250 OK\r\n"
+                await asyncio.sleep(0.2)
+            assert await asyncio.wait_for(reader.read(), 30) == b""  # closed when idle
+        finally:
+            writer.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(run())

@@ -89,6 +89,11 @@ class TokenData(NamedTuple):
 SIGNATURE_BYTES = 16
 _SIGNATURE_CHARS = 22  # base64 of 16 bytes, unpadded
 
+#: base64url as ``base64.urlsafe_b64encode`` makes it, without its two Python calls
+#: per use (minting signs ~50 tokens a message)
+_b64 = binascii.b2a_base64
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
 
 class TruncatedHMAC(SigningAlgorithm):
     """HMAC-SHA256 cut to 16 bytes: 128 bits of forgery resistance, 22 characters."""
@@ -238,9 +243,10 @@ class TokenCodec:
         ``mint`` (a test holds them equal) without re-checking what the caller
         checked once per campaign. Only for payloads made by ``pack`` from a
         checked target URL."""
-        value = base64.urlsafe_b64encode(payload).rstrip(b"=")
+        value = _b64(payload, newline=False).translate(_URLSAFE).rstrip(b"=")
         signature = self._verify_keys[purpose][0].digest(value)[:SIGNATURE_BYTES]
-        return value + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")
+        return b"%s.%s" % (value, _b64(signature, newline=False).translate(_URLSAFE)[
+            :_SIGNATURE_CHARS])
 
     def mint(self, purpose: Purpose, data: TokenData) -> str:
         """Sign a token. A click token's target must be a safe http(s) URL."""

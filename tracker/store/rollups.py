@@ -35,9 +35,11 @@ from typing import Any
 import asyncpg
 
 from tracker.classify.verdict import human_sql, is_human
+from tracker.events import Kind
 from tracker.store import link_rollups
 from tracker.store.columns import columns
-from tracker.tokens import CHANNELS_BY_NAME, Channel
+from tracker.store.deliveries import Status
+from tracker.tokens import CHANNEL_NAMES, CHANNELS_BY_NAME, Channel
 
 #: an hour in microseconds
 HOUR_US = 3_600_000_000
@@ -117,8 +119,10 @@ async def apply(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _channel(alias: str = "d") -> str:
-    return (f"coalesce({alias}.channel,"
-            " CASE c.channel WHEN 'push' THEN 2 WHEN 'line' THEN 3 ELSE 1 END)")
+    return (f"coalesce({alias}.channel, CASE c.channel"
+            f" WHEN '{CHANNEL_NAMES[Channel.PUSH]}' THEN {int(Channel.PUSH)}"
+            f" WHEN '{CHANNEL_NAMES[Channel.LINE]}' THEN {int(Channel.LINE)}"
+            f" ELSE {int(Channel.EMAIL)} END)")
 
 
 async def rebuild(conn: asyncpg.Connection) -> None:
@@ -144,26 +148,27 @@ async def rebuild(conn: asyncpg.Connection) -> None:
         # the shipper's fold over the whole log, a month at a time (sql/064); the
         # campaign list's counters are counted again at the end
         await conn.execute("SELECT tracker_refold_firsts()")
-        await conn.execute("""
+        await conn.execute(f"""
             INSERT INTO report_outcome_hours (campaign, hour, schedule_task, channel, status,
                                               error_code, error_message, n)
             SELECT campaign, date_trunc('hour', coalesce(sent_at, created_at), 'UTC'),
                    schedule_task, channel, status, error_code, error_message, count(*)
             FROM deliveries
-            WHERE status BETWEEN 1 AND 5 AND NOT is_test
-              AND (sent_at IS NOT NULL OR status = 5)
+            WHERE status BETWEEN {int(Status.DELIVERED)} AND {int(Status.SUPPRESSED)}
+              AND NOT is_test AND (sent_at IS NOT NULL OR status = {int(Status.SUPPRESSED)})
             GROUP BY 1, 2, 3, 4, 5, 6, 7""")
         await conn.execute(f"""
             INSERT INTO report_agent_hours (campaign, hour, schedule_task, channel, ua_id,
                                             kind, human, n)
             SELECT e.campaign, date_trunc('hour', e.ts, 'UTC'), e.schedule_task, {_channel()},
                    e.ua_id, e.kind, {human}, count(*)
-            {events} WHERE e.kind IN (1, 2) AND NOT coalesce(d.is_test, false)
+            {events} WHERE e.kind IN ({int(Kind.OPEN)}, {int(Kind.CLICK)})
+              AND NOT coalesce(d.is_test, false)
             GROUP BY 1, 2, 3, 4, 5, 6, 7""")
         await link_rollups.rebuild(conn)
         # last, from the refolded firsts (the deliveries' cells are recounted too)
         await conn.execute("TRUNCATE report_delivery_cells, report_campaign_repeats")
-        await conn.execute("""
+        await conn.execute(f"""
             INSERT INTO report_delivery_cells (sent_hour, campaign, figure, event_hour, n)
             SELECT date_trunc('hour', d.sent_at, 'UTC'), d.campaign, x.figure,
                    date_trunc('hour', x.t, 'UTC'), count(*)
@@ -174,9 +179,10 @@ async def rebuild(conn: asyncpg.Connection) -> None:
                                        (3::smallint, d.first_human_click),
                                        (4::smallint, d.first_click),
                                        (5::smallint, d.first_conversion)) x (figure, t)
-            WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL AND x.t IS NOT NULL
+            WHERE d.status = {int(Status.DELIVERED)} AND NOT d.is_test AND d.sent_at IS NOT NULL
+              AND x.t IS NOT NULL
             GROUP BY 1, 2, 3, 4""")
-        await conn.execute("""
+        await conn.execute(f"""
             INSERT INTO report_campaign_repeats
             SELECT s.delivery_id, s.campaign, s.user_id, s.sent_at, s.first_human_open,
                    s.first_open, s.first_human_click, s.first_click, s.first_conversion
@@ -185,5 +191,6 @@ async def rebuild(conn: asyncpg.Connection) -> None:
                          d.first_conversion,
                          count(*) OVER (PARTITION BY d.campaign, d.user_id) AS k
                   FROM deliveries d
-                  WHERE d.status = 1 AND NOT d.is_test AND d.sent_at IS NOT NULL) s
+                  WHERE d.status = {int(Status.DELIVERED)} AND NOT d.is_test
+                    AND d.sent_at IS NOT NULL) s
             WHERE s.k > 1""")

@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         app.state.shipper = shipper
         app.state.tracking_domains = domains
         shipper.start()
+        await shipper.wait_ready()
         refresher = asyncio.create_task(domains.keep_fresh(pool))
         memory.freeze_startup()
         try:

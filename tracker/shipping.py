@@ -40,6 +40,8 @@ CHECK_EVERY = 1.0
 #: for the shipper this process started to exit
 DRAIN_TIMEOUT = 15.0
 EXIT_TIMEOUT = 5.0
+#: at start: how long to wait for a shipper to report (Python's start-up and imports)
+READY_TIMEOUT = 15.0
 
 
 class ShipperLink:
@@ -89,6 +91,22 @@ class ShipperLink:
         finally:
             os.close(fd)  # the child's copy keeps the lock
         return True
+
+    async def wait_ready(self, timeout: float = READY_TIMEOUT) -> bool:
+        """Wait until a shipper runs for this root (its status written within the last
+        second): a service is up once events it acknowledges get landed, as when the
+        shipper was a thread started before serving. False (and serving anyway, the
+        journal keeps every event) if none showed up within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        since = time.time() - 1.0
+        while time.monotonic() < deadline:
+            status = self.status()
+            if status is not None and status.heartbeat > since:
+                return True
+            await asyncio.sleep(0.02)
+        log.warning("no shipper process reported within %.0f s; serving anyway, events wait "
+                    "in the journal", timeout)
+        return False
 
     # -- what the shipper publishes -------------------------------------------------------
     def status(self) -> ShipperStatus | None:

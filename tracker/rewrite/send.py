@@ -117,9 +117,12 @@ class Sender:
 
     async def prepare(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,
                       schedule_task_id: str, channel: str,
-                      recipients: list[Recipient]) -> Batch:
+                      recipients: list[Recipient], record: bool = True) -> Batch:
         """Mint ids, check suppressions and record every delivery; the messages are
-        then rewritten one by one as :meth:`Batch.results` is iterated.
+        then rewritten one by one as :meth:`Batch.results` is iterated. With
+        ``record=False`` nothing is written yet: the caller records the deliveries
+        by :meth:`Batch.record` once the messages are out (the SMTP relay records
+        only what its upstream took, with no transaction open meanwhile).
 
         Why lazily: 10,000 copies of a 100 KB newsletter are a gigabyte; streamed
         out as they are made, a bulk request holds one message at a time. What is
@@ -160,9 +163,9 @@ class Sender:
             prepared.append(PreparedDelivery(delivery_id, campaign.id, task, channel_code,
                                              recipient.user_id, has_html=has_html,
                                              is_test=recipient.is_test))
-        async with _connection(db) as conn, conn.transaction():
-            await record_prepared(conn, prepared)
-            await _record_suppressed(conn, suppressed_rows)
+        batch.unrecorded = (prepared, suppressed_rows)
+        if record:
+            await batch.record(db)
         return batch
 
     async def send(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,
@@ -195,6 +198,22 @@ class Batch:
         self.utm = utm
         self.plans: list[tuple[Recipient, int, str | None]] = []
         self.eager: dict[int, Rewritten] = {}
+        #: the delivery rows :meth:`record` stores: prepared, suppressed
+        self.unrecorded: tuple[list[PreparedDelivery], list[_SuppressedRow]] = ([], [])
+
+    async def record(self, db: asyncpg.Pool | asyncpg.Connection) -> None:
+        """Store the deliveries :meth:`Sender.prepare` made, all or none (a COPY
+        alone is; both kinds take a transaction)."""
+        prepared, suppressed = self.unrecorded
+        self.unrecorded = ([], [])
+        async with _connection(db) as conn:
+            if prepared and suppressed:
+                async with conn.transaction():
+                    await record_prepared(conn, prepared)
+                    await _record_suppressed(conn, suppressed)
+            else:
+                await record_prepared(conn, prepared)
+                await _record_suppressed(conn, suppressed)
 
     def __len__(self) -> int:
         return len(self.plans)

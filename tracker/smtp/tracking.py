@@ -1,16 +1,16 @@
 """One message, rewritten once per recipient by the engine of ``POST /v1/messages``.
 
-How "nothing recorded unless relayed" is kept: the deliveries are recorded by
-:meth:`Sender.prepare` inside a transaction of our own (its own transaction
-becomes a savepoint), and :func:`recorded` commits it only when the block that
-relays the copies ends without an exception; a refused or unreachable upstream
-rolls every delivery of the message back. The campaign and schedule task rows
-are made before that transaction, committed, because the Sender caches their
-ids: a rolled-back campaign row would leave a cached id pointing at nothing.
-Status-0 rows take no counter lock (sql/040, sql/055), so a slow upstream holds
-one pooled connection and nothing else; the one exception is a user found
-suppressed only here (X-Tracker-User naming someone other than the address
-checked at RCPT), whose status-5 row takes the counters' lock until the end.
+How "nothing recorded unless relayed" is kept: :meth:`Sender.prepare` mints the
+ids, checks suppressions and rewrites every copy but writes nothing
+(``record=False``); :func:`recorded` stores the deliveries (:meth:`Batch.record`,
+one COPY) only when the block that relays the copies ends without an exception,
+so a refused or unreachable upstream leaves no delivery of the message. No
+transaction is open while the upstream takes the copies: a slow upstream holds
+one pooled connection and nothing else (a transaction around the relay cost four
+round trips a message: BEGIN, SAVEPOINT, RELEASE, COMMIT). The campaign and
+schedule task rows are made before, committed, because the Sender caches their
+ids. Should the recording fail after the relay, the copies are out: the handler
+says so and answers 250 (asking the client to retry would send them twice).
 """
 
 from __future__ import annotations
@@ -74,18 +74,19 @@ async def recorded(pool: asyncpg.Pool, sender: Sender, fields: TrackerHeaders,
     assert fields.campaign is not None, "only tracked messages are recorded"
     async with pool.acquire() as conn:
         await _ensure_ids(conn, sender, fields)
-        async with conn.transaction():
-            batch = await sender.prepare(conn, campaign_id=fields.campaign,
-                                         schedule_task_id=fields.task, channel=fields.channel,
-                                         recipients=_recipients(fields, addresses, mime))
-            copies: list[Copy] = []
-            suppressed: list[str] = []
-            for address, result in zip(addresses, batch.results(), strict=True):
-                if isinstance(result, Prepared) and result.message.mime is not None:
-                    copies.append(Copy(address, result.message.mime))
-                else:
-                    suppressed.append(address)
-            yield Tracked(copies, suppressed)
+        batch = await sender.prepare(conn, campaign_id=fields.campaign,
+                                     schedule_task_id=fields.task, channel=fields.channel,
+                                     recipients=_recipients(fields, addresses, mime),
+                                     record=False)
+        copies: list[Copy] = []
+        suppressed: list[str] = []
+        for address, result in zip(addresses, batch.results(), strict=True):
+            if isinstance(result, Prepared) and result.message.mime is not None:
+                copies.append(Copy(address, result.message.mime))
+            else:
+                suppressed.append(address)
+        yield Tracked(copies, suppressed)  # an exception here (not relayed) records nothing
+        await batch.record(conn)
 
 
 async def record_refused(pool: asyncpg.Pool, sender: Sender, fields: TrackerHeaders,

@@ -130,13 +130,19 @@ class _Client:
 
     async def write(self, pieces: list[bytes]) -> None:
         """Large data a piece at a time, each taken within the timeout (as a blocking
-        socket's timeout bounds each send, not the whole message)."""
+        socket's timeout bounds each send, not the whole message). Waits only while
+        the transport holds more than its high-water mark: what it holds below that
+        is bounded by the wait for the reply (a timeout context per piece, most of
+        which never waited, cost as much as the rest of sending the copy)."""
+        transport = self.writer.transport
         for data in pieces:
             view = memoryview(data)
             for start in range(0, len(data), WRITE_PIECE):
-                self.writer.write(view[start:start + WRITE_PIECE])
-                async with asyncio.timeout(self.upstream.timeout):
-                    await self.writer.drain()
+                self.writer.write(data if len(data) <= WRITE_PIECE
+                                  else view[start:start + WRITE_PIECE])
+                if transport.get_write_buffer_size() > WRITE_PIECE:
+                    async with asyncio.timeout(self.upstream.timeout):
+                        await self.writer.drain()
 
     async def command(self, line: str) -> tuple[int, bytes]:
         self.writer.write(line.encode("utf-8") + b"\r\n")

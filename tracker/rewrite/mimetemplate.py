@@ -270,8 +270,9 @@ def _pieces(hole: Hole, template: Template, values: list[str], nl: bytes) -> lis
     append = out.append
     last = literal[0]
     for value, piece in zip(values, literal[1:], strict=True):
-        encoded = _qp_value(value, soft) if _PLAIN_QP.fullmatch(value) else _qp(
-            hole.codec.encode(value), nl)
+        encoded = _qp_value(value, soft)
+        if encoded is None:
+            encoded = _qp(hole.codec.encode(value), nl)
         for chunk in (encoded, piece):
             if not chunk:
                 continue
@@ -282,14 +283,20 @@ def _pieces(hole: Hole, template: Template, values: list[str], nl: bytes) -> lis
     return out
 
 
-#: a value quoted-printable leaves as it is (printable ASCII but ``=``): a link
-_PLAIN_QP = re.compile(r"[!-<>-~]+")
+#: the octets quoted-printable leaves as they are (printable ASCII but ``=``)
+_PLAIN_QP = bytes(range(0x21, 0x7F)).replace(b"=", b"")
 
 
-def _qp_value(value: str, soft: bytes) -> bytes:
-    """A plain value on lines of 75 characters and a soft break (what b2a_qp makes
-    of it, without the call)."""
+def _qp_value(value: str, soft: bytes) -> bytes | None:
+    """A plain value (a link: only octets quoted-printable leaves as they are) on
+    lines of 75 characters and a soft break, what b2a_qp makes of it without the
+    call; None for any other value. (Deleting the plain octets in C and finding
+    none left costs a third of a regular expression's match.)"""
+    if not value.isascii():
+        return None
     data = value.encode("ascii")
+    if not data or data.translate(None, _PLAIN_QP):
+        return None
     if len(data) <= mime.QP_LINE - 1:
         return data
     step = mime.QP_LINE - 1

@@ -64,7 +64,12 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
         return b"", TOO_LONG
     if data.startswith(b"."):
         data = data[1:]
-    return data.replace(b"\r\n.", b"\r\n"), None
+    if _STUFFED.search(data):  # see upstream._LINE_DOT: finding none is the most usual
+        data = data.replace(b"\r\n.", b"\r\n")
+    return data, None
+
+
+_STUFFED = re.compile(rb"\r\n\.")
 
 
 def _line_too_long(data: bytes, longest: int) -> bool:

@@ -143,3 +143,33 @@ def test_starttls_and_login_upstream(start_sink: Any, tmp_path: Path,
     relay(port, [upstream.Copy("a@example.org", b"Subject: x\r\n\r\nhi\r\n")], starttls=True,
           user="relay", password="pw")
     assert [r[1] for r in sink.received] == [["a@example.org"]]
+
+
+@pytest.mark.parametrize("silent_after", [0, 1])
+def test_an_upstream_that_stops_answering_is_a_deferral(silent_after: int) -> None:
+    """An upstream that never greets, or greets and then never answers EHLO: each
+    wait for a reply is bounded by the upstream's timeout, the connection is cut,
+    and the relay defers the message (4xx) saying so."""
+
+    async def run() -> str:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if silent_after:
+                writer.write(b"220 sink ready\r\n")
+            await reader.read()  # until the relay cuts the connection
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await asyncio.wait_for(upstream.relay(
+                Upstream("127.0.0.1", port, timeout=0.5), "news@sender.example",
+                [upstream.Copy("ann@example.org", b"Subject: x\r\n\r\nhi\r\n")], []), 60)
+        except upstream.Refused as exc:
+            return exc.reply
+        finally:
+            server.close()
+            await server.wait_closed()
+        raise AssertionError("relayed to an upstream that never answered")
+
+    reply = asyncio.run(run())
+    assert reply.startswith("451 4.4.1 ") and "no reply within 0.5 s" in reply, reply

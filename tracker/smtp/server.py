@@ -80,7 +80,10 @@ class Running:
 async def start(settings: RelaySettings, *, dsn: str, secret_keys: list[str], public_url: str,
                 api_key: str, tls: ssl.SSLContext | None = None) -> Running:
     """Listen on ``settings.listen_host:listen_port`` (port 0: any free one)."""
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE, reset=_keep_session)
+    # no idle-connection timer: asyncpg makes one at each release and cancels it at
+    # the next acquire (twice a message); the relay keeps ten connections at most
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE, reset=_keep_session,
+                                     max_inactive_connection_lifetime=0)
     assert pool is not None, "create_pool returns the pool once awaited"
     sender = Sender(Rewriter(TokenCodec(secret_keys), public_url))
     handler = RelayHandler(settings, pool, sender)

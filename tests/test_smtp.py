@@ -297,6 +297,19 @@ def test_suppressed_recipient_is_refused_at_rcpt_and_recorded(relay: Relay, sink
         ("gone@example.org", 5), ("ok@example.org", 0)]
 
 
+def test_a_user_named_by_header_is_checked_for_suppression_at_data(
+        relay: Relay, sink: Sink) -> None:
+    """RCPT checks the address; the user of X-Tracker-User is checked again at DATA
+    (the relay skips that second look-up only for users RCPT just checked)."""
+    query(relay.dsn, "INSERT INTO suppressions (user_id, channel, reason)"
+                     " VALUES ('customer-9', 1, 'complaint')")
+    with relay.client() as client:
+        client.sendmail("a@sender.example", ["fine@example.org"],
+                        message(Campaign="c", User="customer-9"))
+    assert sink.received == []
+    assert [(r["user_id"], r["status"]) for r in deliveries(relay.dsn)] == [("customer-9", 5)]
+
+
 def test_malformed_mime_gets_5xx_and_is_never_half_relayed(relay: Relay, sink: Sink) -> None:
     raw = (b"From: a@sender.example\r\nX-Tracker-Campaign: c\r\nContent-Type: text/plain\r\n"
            b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n")

@@ -117,12 +117,15 @@ class Sender:
 
     async def prepare(self, db: asyncpg.Pool | asyncpg.Connection, *, campaign_id: str,
                       schedule_task_id: str, channel: str,
-                      recipients: list[Recipient], record: bool = True) -> Batch:
+                      recipients: list[Recipient], record: bool = True,
+                      checked: frozenset[str] = frozenset()) -> Batch:
         """Mint ids, check suppressions and record every delivery; the messages are
         then rewritten one by one as :meth:`Batch.results` is iterated. With
         ``record=False`` nothing is written yet: the caller records the deliveries
         by :meth:`Batch.record` once the messages are out (the SMTP relay records
-        only what its upstream took, with no transaction open meanwhile).
+        only what its upstream took, with no transaction open meanwhile). Users in
+        ``checked`` were just found off the suppression list by the caller (the
+        relay, at RCPT) and are not looked up again.
 
         Why lazily: 10,000 copies of a 100 KB newsletter are a gigabyte; streamed
         out as they are made, a bulk request holds one message at a time. What is
@@ -135,7 +138,7 @@ class Sender:
             campaign = await self._campaign(conn, campaign_id, channel)
             task = await self._task(conn, campaign.id, schedule_task_id)
             await self._tracking_domains(conn)
-            users = list({r.user_id: None for r in recipients})
+            users = list({r.user_id: None for r in recipients if r.user_id not in checked})
             suppressed = await suppressed_among(conn, users, channel_code) if users else {}
             ids = await self.delivery_ids.mint_many(conn, len(recipients))
         tracking = tracking_mode(campaign.settings)

@@ -42,6 +42,16 @@ def _recipients(fields: TrackerHeaders, addresses: list[str], mime: bytes) -> li
             for address in addresses]
 
 
+def _checked(fields: TrackerHeaders, addresses: list[str]) -> frozenset[str]:
+    """The users whose suppression RCPT just checked (a round trip a message saved):
+    the recipients' own addresses, when they are the users (no X-Tracker-User) and
+    the channel is email, the one RCPT checks. (A suppression made between RCPT and
+    DATA is missed, as one made while the copies are written would be.)"""
+    if fields.user is None and fields.channel == "email":
+        return frozenset(addresses)
+    return frozenset()
+
+
 #: Campaign and task rows made (or found) through a Sender (one per server), until
 #: when they are trusted to be there without asking again: rows are never deleted,
 #: and ensure_schedule_task is an upsert (a write) that one message per recipient
@@ -77,7 +87,7 @@ async def recorded(pool: asyncpg.Pool, sender: Sender, fields: TrackerHeaders,
         batch = await sender.prepare(conn, campaign_id=fields.campaign,
                                      schedule_task_id=fields.task, channel=fields.channel,
                                      recipients=_recipients(fields, addresses, mime),
-                                     record=False)
+                                     record=False, checked=_checked(fields, addresses))
         copies: list[Copy] = []
         suppressed: list[str] = []
         for address, result in zip(addresses, batch.results(), strict=True):

@@ -14,8 +14,10 @@ the same handler hook with the same envelope (``decode_data`` must be False).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP
@@ -88,6 +90,26 @@ def _line_too_long(data: bytes, longest: int) -> bool:
     return False
 
 
+#: What the stream may hold while DATA is read (it stops reading the socket at
+#: twice this): aiosmtpd's stream is made with the longest command line as its
+#: limit, which while a message comes in means a pause and a resume of the socket
+#: (two epoll calls) and a LimitOverrunError for every ~2 KB read
+DATA_BUFFER = 1 << 20
+
+
+@contextlib.contextmanager
+def _buffering(reader: asyncio.StreamReader, limit: int) -> Iterator[None]:
+    """``reader``'s limit raised to ``limit`` for the block. (StreamReader takes its
+    limit only when made, by aiosmtpd; ``_limit`` is the attribute every asyncio
+    since 3.4 reads it from.)"""
+    before: int = getattr(reader, "_limit", limit)
+    reader._limit = max(before, limit)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        reader._limit = before  # type: ignore[attr-defined]
+
+
 #: ``<local@domain>`` of plain dot-atoms and what follows, as aiosmtpd parses it
 _SIMPLE_ADDRESS = re.compile(
     r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -144,8 +166,9 @@ class RelaySMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
-            content, problem = await read_data(self._reader, self.data_size_limit,
-                                               self.line_length_limit)
+            with _buffering(self._reader, DATA_BUFFER):
+                content, problem = await read_data(self._reader, self.data_size_limit,
+                                                   self.line_length_limit)
         except asyncio.CancelledError:
             log.info("connection lost during DATA")
             self._writer.close()

@@ -83,7 +83,7 @@ def databases(pg_server: str, pg_data_dir: Path | None) -> Iterator[Databases]:
     finally:
         # An embedded server's data directory is removed whole after it stops: dropping
         # its hundreds of databases one by one first would only cost time.
-        if pg_data_dir is None:
+        if pg_data_dir is None and not os.environ.get(SERVER_OF_THE_RUN):
             dbs.drop_all()
 
 
@@ -126,3 +126,69 @@ def module_service(
     finally:
         service.stop()
 
+
+
+
+# -- the fast loop on every core --------------------------------------------------------
+
+#: Set (to the data directory) in the environment of pytest-xdist's workers when the
+#: controller started the run's embedded PostgreSQL for them.
+SERVER_OF_THE_RUN = "TRACKER_TEST_EMBEDDED_OF_THE_RUN"
+_embedded_root = pytest.StashKey[Path]()
+
+
+def workers_for_the_fast_loop(config: pytest.Config) -> int:
+    """How many pytest-xdist workers ``pytest -m "not slow"`` runs on: one per core
+    (at most four), or 0 (one process) when xdist is missing, -n was given, or the
+    run needs a single process (--pdb, --collect-only).
+
+    Only the fast loop: the full suite runs in one process, since its chaos tests stop
+    and restart the one PostgreSQL every other test would be using."""
+    option = config.option
+    if hasattr(config, "workerinput") or os.environ.get("PYTEST_XDIST_WORKER"):
+        return 0  # a worker runs its share in its own process, never workers of its own
+    if (getattr(option, "markexpr", "") != "not slow" or not config.pluginmanager.hasplugin("xdist")
+            or getattr(option, "numprocesses", None) is not None or option.usepdb
+            or option.collectonly):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cores or 1, 4) if (cores or 1) > 1 else 0
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns -n into workers
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    workers = workers_for_the_fast_loop(config)
+    if workers:
+        # Whole files per worker: a module's shared service starts once.
+        config.option.numprocesses = workers
+        config.option.dist = "loadfile"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist the controller starts the run's one embedded PostgreSQL and
+    its workers (which inherit the environment) use it as an external server, each
+    with its own template and databases; the controller stops it at the end."""
+    if (hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None)
+            or os.environ.get("TRACKER_TEST_DATABASE_URL")):
+        return
+    from tracker.embedded import start_embedded
+
+    root = Path(tempfile.mkdtemp(prefix="tracker-test-pg-", dir=pg_data_parent()))
+    root.chmod(0o755)
+    config.stash[_embedded_root] = root
+    dsn = start_embedded(root / "pgdata")
+    run(throwaway_settings(dsn))
+    os.environ["TRACKER_TEST_DATABASE_URL"] = dsn
+    os.environ[SERVER_OF_THE_RUN] = str(root / "pgdata")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    root = config.stash.get(_embedded_root, None)
+    if root is None:
+        return
+    from tracker.embedded import pg_ctl_stop
+
+    os.environ.pop("TRACKER_TEST_DATABASE_URL", None)
+    os.environ.pop(SERVER_OF_THE_RUN, None)
+    pg_ctl_stop(root / "pgdata", mode="immediate")
+    shutil.rmtree(root, ignore_errors=True)

@@ -179,7 +179,7 @@ class Service:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)  # a start takes ~0.5 s: a coarse poll would add up to 0.1 s each
         raise RuntimeError(f"tracker did not start in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:

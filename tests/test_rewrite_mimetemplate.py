@@ -143,6 +143,7 @@ def test_own_mime_messages(message) -> None:
     assert_same(message.path.read_bytes())
 
 
+@pytest.mark.slow  # a long sweep: ~60 emails x 10 wrappings x 3 copies, half the fast loop's CPU
 @pytest.mark.parametrize("message", email_params())
 def test_corpus_emails_in_every_encoding(message) -> None:
     html = load_email(message, PUBLIC)

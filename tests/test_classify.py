@@ -308,3 +308,20 @@ def test_report_time_rules_in_postgresql(database: str) -> None:
     assert columns["Mozilla/5.0"] == ("Apple Mail Privacy Protection", "proxy", True)
     assert columns["Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17328; Pro)"] \
         == ("Outlook", "desktop", False)
+
+
+def test_pattern_sets_compile_on_first_use_or_when_warmed() -> None:
+    """Importing the classifier compiles nothing (a CLI command or a report pays no
+    third of a second for crawlerdetect's lists); ``warm`` compiles every set, as
+    the service does before it serves."""
+    import subprocess
+    import sys
+
+    probe = ("from tracker.classify import patternset, warm\n"
+             "assert patternset._ALL, 'no pattern set registered'\n"
+             "assert all(s._database is None for s in patternset._ALL)\n"
+             "warm()\n"
+             "assert all(s._database is not None for s in patternset._ALL)\n"
+             "from tracker.classify.crawlers import is_crawler\n"
+             "assert is_crawler('Googlebot/2.1 (+http://www.google.com/bot.html)')\n")
+    subprocess.run([sys.executable, "-c", probe], check=True)

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from tracker import memory, metrics
+from tracker import classify, memory, metrics
 from tracker.api import campaigns, messages, openapi
 from tracker.api import conversions as conversion_api
 from tracker.api import outcomes as outcome_api
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Edge:
         app.state.shipper = shipper
         app.state.tracking_domains = domains
         shipper.start()
+        classify.warm()  # the crawler patterns, compiled while the shipper starts
         await shipper.wait_ready()
         refresher = asyncio.create_task(domains.keep_fresh(pool))
         memory.freeze_startup()

@@ -9,6 +9,7 @@ client address); ``useragents.describe`` fills the ``user_agents`` columns.
 from __future__ import annotations
 
 from tracker.classify.patterns import BurstDetector, is_apple_proxy_address
+from tracker.classify.patternset import compile_all as warm
 from tracker.classify.useragents import (
     MAX_USER_AGENT_BYTES,
     AgentClass,
@@ -21,7 +22,7 @@ from tracker.events import Kind
 
 __all__ = ["MAX_USER_AGENT_BYTES", "AgentClass", "BurstDetector", "Verdict", "agent_class",
            "classify_hit", "cut", "describe", "from_flags", "hit_verdict",
-           "is_apple_proxy_address", "refine_with_address", "to_flags"]
+           "is_apple_proxy_address", "refine_with_address", "to_flags", "warm"]
 
 _OPEN = int(Kind.OPEN)
 _CLICK = int(Kind.CLICK)

@@ -6,6 +6,11 @@ that a stranger controls by the length of the string. Hyperscan (Intel's
 multi-pattern engine, made for this) compiles them all into one automaton and
 scans the string once. The compiled database is shared; each thread gets its own
 scratch space, which Hyperscan requires.
+
+Compiling crawlerdetect's lists takes about a third of a second, so a set compiles
+on its first match, not at import: a CLI command or a report that never classifies
+an agent does not pay for it, and the service compiles them before it serves
+(``tracker.classify.warm``), so no hit waits for it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,14 @@ import threading
 import hyperscan
 
 _STOP = True  #: a match handler's answer that ends the scan
+#: every set made, so that compile_all() can compile them before a service serves
+_ALL: list[PatternSet] = []
+
+
+def compile_all() -> None:
+    """Compile every pattern set now (the service's start, before the first hit)."""
+    for pattern_set in _ALL:
+        pattern_set.compile()
 
 
 class PatternSet:
@@ -25,21 +38,36 @@ class PatternSet:
 
     def __init__(self, patterns: list[re.Pattern[str]] | list[str], *, caseless: bool = False,
                  spans: bool = False) -> None:
-        compiled = [re.compile(p, re.I if caseless else 0) if isinstance(p, str) else p
-                    for p in patterns]
-        base = hyperscan.HS_FLAG_SOM_LEFTMOST if spans else hyperscan.HS_FLAG_SINGLEMATCH
-        self._database = hyperscan.Database()
-        self._database.compile(
-            expressions=[p.pattern.encode() for p in compiled],
-            ids=list(range(len(compiled))),
-            flags=[base | (hyperscan.HS_FLAG_CASELESS if p.flags & re.I else 0)
-                   for p in compiled])
+        self._patterns = patterns
+        self._caseless = caseless
+        self._spans = spans
+        self._database: hyperscan.Database | None = None
+        self._compiling = threading.Lock()
         self._local = threading.local()
+        _ALL.append(self)
 
-    def _scratch(self) -> hyperscan.Scratch:
+    def compile(self) -> hyperscan.Database:
+        """The compiled database, compiled now if it was not yet (once, whichever
+        thread asks first)."""
+        with self._compiling:
+            if self._database is None:
+                compiled = [re.compile(p, re.I if self._caseless else 0)
+                            if isinstance(p, str) else p for p in self._patterns]
+                base = (hyperscan.HS_FLAG_SOM_LEFTMOST if self._spans
+                        else hyperscan.HS_FLAG_SINGLEMATCH)
+                database = hyperscan.Database()
+                database.compile(
+                    expressions=[p.pattern.encode() for p in compiled],
+                    ids=list(range(len(compiled))),
+                    flags=[base | (hyperscan.HS_FLAG_CASELESS if p.flags & re.I else 0)
+                           for p in compiled])
+                self._database = database
+            return self._database
+
+    def _scratch(self, database: hyperscan.Database) -> hyperscan.Scratch:
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
-            scratch = self._local.scratch = hyperscan.Scratch(self._database)
+            scratch = self._local.scratch = hyperscan.Scratch(database)
         return scratch
 
     def any(self, data: bytes) -> bool:
@@ -52,8 +80,10 @@ class PatternSet:
             return _STOP
 
         if data:
+            database = self._database or self.compile()
             with contextlib.suppress(hyperscan.ScanTerminated):
-                self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
+                database.scan(data, match_event_handler=on_match,
+                              scratch=self._scratch(database))
         return matched
 
     def matching(self, data: bytes) -> set[int]:
@@ -63,7 +93,8 @@ class PatternSet:
         def on_match(ident: int, *_args: object) -> None:
             found.add(ident)
 
-        self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        database = self._database or self.compile()
+        database.scan(data, match_event_handler=on_match, scratch=self._scratch(database))
         return found
 
     def spans(self, data: bytes) -> list[tuple[int, int, int]]:
@@ -74,5 +105,6 @@ class PatternSet:
         def on_match(ident: int, start: int, end: int, *_args: object) -> None:
             found.append((start, end, ident))
 
-        self._database.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        database = self._database or self.compile()
+        database.scan(data, match_event_handler=on_match, scratch=self._scratch(database))
         return found

@@ -163,9 +163,9 @@ class _Filler:
         return b"".join(out)
 
     def values(self, template: Template) -> list[str]:
-        """What :meth:`fill` puts in the template's slots, in order, with the same
-        effects on link positions, pixels and warnings: for a caller that encodes the
-        literal parts once (a MIME part's quoted-printable, mimetemplate)."""
+        """What :meth:`fill` puts in the template's slots, in order (moving link
+        positions, counting pixels, keeping warnings): :meth:`fill` joins them with the
+        literal parts; mimetemplate encodes those parts once and joins them itself."""
         if len(template.parts) == 1:
             return []
         click = self.rewriter.minter.click
@@ -192,27 +192,9 @@ class _Filler:
         parts = template.parts
         if len(parts) == 1:
             return parts[0]
-        click = self.rewriter.minter.click
-        prefix = self.site.click_prefix
-        header = self.header
-        link_bytes = template.link_bytes
-        base = self.position
         out = [parts[0]]
-        append = out.append
-        index = 1
-        for slot in template.slots:
-            if slot >= 0:
-                append(prefix + click(header, base + slot, link_bytes[slot]))
-            elif slot == PIXEL:
-                append(self.pixel_tag())
-                self.pixels += 1
-            elif slot == UNSUBSCRIBE:
-                append(self.unsubscribe_url())
-            append(parts[index])
-            index += 1
-        self.position = base + len(template.links)
-        if template.warnings:
-            self.warnings.extend(template.warnings)
+        for value, part in zip(self.values(template), parts[1:], strict=True):
+            out += (value, part)
         return "".join(out)
 
 

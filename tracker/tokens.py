@@ -27,6 +27,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Callable
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -235,6 +236,27 @@ class TokenCodec:
             purpose: [_PrecomputedHMAC(signer.derive_key(k)) for k in reversed(signer.secret_keys)]
             for purpose, signer in self._signers.items()
         }
+        self._signing = {purpose: self.signer(purpose) for purpose in Purpose}
+
+    def signer(self, purpose: Purpose) -> Callable[[bytes], bytes]:
+        """:meth:`sign_payload` for one purpose, as a function (what a minter keeps).
+
+        Open-coded because it runs ~50 times a message: the two hash states of
+        :class:`_PrecomputedHMAC` copied in place (a method call less), and the
+        token joined by ``+`` (``b"%s.%s" %`` took half the time of the HMAC)."""
+        key = self._verify_keys[purpose][0]
+        inner_state, outer_state = key._inner, key._outer
+
+        def sign(payload: bytes) -> bytes:
+            value = _b64(payload, newline=False).translate(_URLSAFE).rstrip(b"=")
+            inner = inner_state.copy()
+            inner.update(value)
+            outer = outer_state.copy()
+            outer.update(inner.digest())
+            signature = _b64(outer.digest()[:SIGNATURE_BYTES], newline=False)
+            return value + b"." + signature[:_SIGNATURE_CHARS].translate(_URLSAFE)
+
+        return sign
 
     def sign_payload(self, purpose: Purpose, payload: bytes) -> bytes:
         """Sign an already packed payload with the newest key: the token as ASCII bytes.
@@ -243,10 +265,7 @@ class TokenCodec:
         ``mint`` (a test holds them equal) without re-checking what the caller
         checked once per campaign. Only for payloads made by ``pack`` from a
         checked target URL."""
-        value = _b64(payload, newline=False).translate(_URLSAFE).rstrip(b"=")
-        signature = self._verify_keys[purpose][0].digest(value)[:SIGNATURE_BYTES]
-        return b"%s.%s" % (value, _b64(signature, newline=False).translate(_URLSAFE)[
-            :_SIGNATURE_CHARS])
+        return self._signing[purpose](payload)
 
     def mint(self, purpose: Purpose, data: TokenData) -> str:
         """Sign a token. A click token's target must be a safe http(s) URL."""

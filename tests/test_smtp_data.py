@@ -99,6 +99,39 @@ def test_a_line_over_the_limit_is_found_wherever_it_is(seed: int) -> None:
         assert content == (b"".join(body) if problem is None else b"")
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_large_messages_are_taken_out_in_pieces(seed: int) -> None:
+    """A message of megabytes leaves the stream in pieces of a few hundred KB (so its
+    buffer stays small), with stuffed lines and the end wherever the pieces fall,
+    and the size limit counted over all of them."""
+    rng = random.Random(seed)
+    lines = [(b"." if rng.random() < 0.01 else b"") + b"x" * rng.randint(0, 200) + b"\r\n"
+             for _ in range(20_000)]
+    lines = [b"." + line if line.startswith(b".") else line for line in lines]
+    wire = b"".join(lines) + b".\r\nQUIT\r\n"
+    pieces = [rng.choice((1, 3, 4096, 65536, 262144)) for _ in range(200)]
+    content, problem, rest = asyncio.run(feed_and_read(wire, pieces))
+    assert (content, problem, rest) == (unstuffed(lines), None, b"QUIT\r\n")
+    size = len(unstuffed(lines))
+    content, problem, rest = asyncio.run(feed_and_read(wire, pieces, size_limit=size // 2))
+    assert (content, problem, rest) == (b"", TOO_MUCH, b"QUIT\r\n")
+
+
+def test_a_stream_ending_mid_message_is_an_incomplete_read() -> None:
+    for wire in (b"", b".", b"abc\r\n", b"abc\r\n.", b"abc\r\n.\r"):
+        with pytest.raises(asyncio.IncompleteReadError):
+            asyncio.run(feed_and_read(wire, [1] * len(wire)))
+
+    async def reset() -> None:
+        reader = asyncio.StreamReader(limit=LIMIT)
+        reader.feed_data(b"abc\r\n")
+        asyncio.get_running_loop().call_soon(reader.set_exception, ConnectionResetError())
+        await read_data(reader, None, LIMIT)
+
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(reset())
+
+
 def test_the_idle_timeout_counts_from_the_last_command() -> None:
     """The relay moves its idle deadline at each command instead of remaking the
     timer: commands keep the connection open well past the timeout, and once the

@@ -138,9 +138,12 @@ _embedded_root = pytest.StashKey[Path]()
 
 
 def workers_for_the_fast_loop(config: pytest.Config) -> int:
-    """How many pytest-xdist workers ``pytest -m "not slow"`` runs on: one per core
-    (at most four), or 0 (one process) when xdist is missing, -n was given, or the
-    run needs a single process (--pdb, --collect-only).
+    """How many pytest-xdist workers ``pytest -m "not slow"`` runs on: one more than
+    the cores (at most four), or 0 (one process) on one core, when xdist is missing,
+    -n was given, or the run needs a single process (--pdb, --collect-only).
+
+    One more than the cores because a test often waits: for a service it started to
+    answer, for PostgreSQL, for a subprocess; the extra worker fills those waits.
 
     Only the fast loop: the full suite runs in one process, since its chaos tests stop
     and restart the one PostgreSQL every other test would be using."""
@@ -152,7 +155,7 @@ def workers_for_the_fast_loop(config: pytest.Config) -> int:
             or option.collectonly):
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(cores or 1, 4) if (cores or 1) > 1 else 0
+    return min((cores or 1) + 1, 4) if (cores or 1) > 1 else 0
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns -n into workers

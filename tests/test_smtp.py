@@ -284,6 +284,29 @@ def test_permanent_upstream_refusal_is_passed_back_as_5xx(relay: Relay, sink: Si
     assert deliveries(relay.dsn) == []
 
 
+def test_database_connections_cut_give_4xx_then_new_ones(relay: Relay, sink: Sink) -> None:
+    """The relay's idle database connections killed (a PostgreSQL restart, a proxy's
+    idle timeout): a message finding one dead is deferred with 451, nothing
+    recorded, and the connection is replaced for the client's retry."""
+    with relay.client() as client:
+        client.sendmail("a@sender.example", ["a@example.org"], message(Campaign="c"))
+    cut = query(relay.dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert cut, "the relay keeps its connection open between messages"
+    deferred = 0
+    for _ in range(3):
+        try:
+            with relay.client() as client:
+                client.sendmail("a@sender.example", ["b@example.org"], message(Campaign="c"))
+            break
+        except smtplib.SMTPRecipientsRefused as exc:
+            assert exc.recipients["b@example.org"][0] == 451
+            deferred += 1
+    assert deferred <= 1
+    assert [r["user_id"] for r in deliveries(relay.dsn)] == ["a@example.org", "b@example.org"]
+    assert [m.rcpt_tos for m in sink.received] == [["a@example.org"], ["b@example.org"]]
+
+
 def test_suppressed_recipient_is_refused_at_rcpt_and_recorded(relay: Relay, sink: Sink) -> None:
     query(relay.dsn, "INSERT INTO suppressions (user_id, channel, reason)"
                      " VALUES ('gone@example.org', 1, 'hard_bounce')")

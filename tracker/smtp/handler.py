@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import weakref
 
-import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tracker.rewrite.errors import RewriteError
 from tracker.rewrite.send import Sender
 from tracker.smtp import headers, tracking, upstream
 from tracker.smtp.access import may_send_without_auth
+from tracker.smtp.pool import DATABASE_ERRORS, Pool
 from tracker.smtp.settings import RelaySettings
 from tracker.store.suppressions import suppression
 from tracker.tokens import Channel
@@ -29,7 +29,7 @@ DB_DOWN = ("451 4.3.0 the tracker's database is unavailable; the message was not
 class RelayHandler:
     """One per server; sessions and envelopes are aiosmtpd's."""
 
-    def __init__(self, settings: RelaySettings, pool: asyncpg.Pool, sender: Sender) -> None:
+    def __init__(self, settings: RelaySettings, pool: Pool, sender: Sender) -> None:
         self.settings = settings
         self.pool = pool
         self.sender = sender
@@ -55,7 +55,7 @@ class RelayHandler:
         try:
             async with self.pool.acquire() as conn:
                 found = await suppression(conn, address, Channel.EMAIL)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("smtp: suppression check failed: %s", exc)
             return DB_DOWN
         if found is not None:
@@ -89,7 +89,7 @@ class RelayHandler:
             return exc.reply
         except RewriteError as exc:
             return f"554 5.6.0 the message cannot be read as MIME: {exc}; nothing was relayed"
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_ERRORS as exc:
             if not relayed:
                 log.warning("smtp: database error: %s", exc)
                 return DB_DOWN
@@ -99,7 +99,7 @@ class RelayHandler:
             return "250 2.0.0 relayed (the deliveries could not be recorded)"
         try:
             await tracking.record_refused(self.pool, self.sender, fields, refused)
-        except (OSError, asyncpg.PostgresError) as exc:  # the mail is out: never ask again
+        except DATABASE_ERRORS as exc:  # the mail is out: never ask again
             log.warning("smtp: suppressed recipients %s not recorded: %s", refused, exc)
         return (f"250 2.0.0 relayed {len(relayed)} tracked copies for campaign "
                 f"{fields.campaign}")

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tracker.api.auth import key_matches
 from tracker.rewrite.engine import Rewriter
 from tracker.rewrite.send import Sender
 from tracker.smtp.handler import RelayHandler
+from tracker.smtp.pool import Pool
 from tracker.smtp.protocol import RelaySMTP
 from tracker.smtp.settings import RelaySettings
 from tracker.tokens import TokenCodec
@@ -51,17 +51,10 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """What the pool does to a connection given back, after asyncpg rolls back any
-    transaction left open: nothing. The relay's connections keep no session state
-    (no LISTEN, no session advisory lock, no SET), so asyncpg's default reset, a
-    round trip of four statements per release (two releases a message), is skipped."""
-
-
 @dataclass
 class Running:
     server: asyncio.Server
-    pool: asyncpg.Pool
+    pool: Pool
     handler: RelayHandler | None = None
 
     @property
@@ -80,11 +73,8 @@ class Running:
 async def start(settings: RelaySettings, *, dsn: str, secret_keys: list[str], public_url: str,
                 api_key: str, tls: ssl.SSLContext | None = None) -> Running:
     """Listen on ``settings.listen_host:listen_port`` (port 0: any free one)."""
-    # no idle-connection timer: asyncpg makes one at each release and cancels it at
-    # the next acquire (twice a message); the relay keeps ten connections at most
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE, reset=_keep_session,
-                                     max_inactive_connection_lifetime=0)
-    assert pool is not None, "create_pool returns the pool once awaited"
+    pool = Pool(dsn, POOL_SIZE)
+    await pool.start()
     sender = Sender(Rewriter(TokenCodec(secret_keys), public_url))
     handler = RelayHandler(settings, pool, sender)
     authenticator = KeyAuthenticator(api_key)

@@ -25,6 +25,7 @@ import asyncpg
 
 from tracker.rewrite.send import Prepared, Recipient, Sender
 from tracker.smtp.headers import TrackerHeaders
+from tracker.smtp.pool import Pool
 from tracker.smtp.upstream import Copy
 from tracker.store import campaigns as campaign_store
 
@@ -77,7 +78,7 @@ async def _ensure_ids(conn: asyncpg.Connection, sender: Sender,
 
 
 @contextlib.asynccontextmanager
-async def recorded(pool: asyncpg.Pool, sender: Sender, fields: TrackerHeaders,
+async def recorded(pool: Pool, sender: Sender, fields: TrackerHeaders,
                    addresses: list[str], mime: bytes) -> AsyncIterator[Tracked]:
     """Rewrite ``mime`` for each address and record the deliveries; committed only if
     the ``async with`` body returns. RewriteError (malformed MIME) records nothing."""
@@ -99,7 +100,7 @@ async def recorded(pool: asyncpg.Pool, sender: Sender, fields: TrackerHeaders,
         await batch.record(conn)
 
 
-async def record_refused(pool: asyncpg.Pool, sender: Sender, fields: TrackerHeaders,
+async def record_refused(pool: Pool, sender: Sender, fields: TrackerHeaders,
                          addresses: list[str]) -> None:
     """Record the recipients refused at RCPT as suppressed deliveries of the message
     (F14), once it was relayed to the others: :meth:`Sender.prepare` finds them on

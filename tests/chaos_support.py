@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from loadtests.minting import mint
-from tests.support import SECRET_KEYS, Service, query, wait_for
+from tests.support import SECRET_KEYS, Service, http_client, query, wait_for
 
 OK_STATUSES = (200, 302)
 
@@ -96,7 +96,7 @@ class Load:
             return item
 
     def _run(self) -> None:
-        with httpx.Client(timeout=30, follow_redirects=False) as http:
+        with http_client(follow_redirects=False) as http:
             while (item := self._take()) is not None:
                 delivery, path = item
                 fate = self._send(http, self.service.base_url + path)

@@ -18,12 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 
 from loadtests.minting import Minted, mint
 from tests.chaos_support import landed, start_postgres, stop_postgres
-from tests.support import SECRET_KEYS, Service, scalar, wait_for
+from tests.support import SECRET_KEYS, Service, http_client, scalar, wait_for
 from tracker.config import ConfigError, load_settings
 from tracker.events import Kind
 from tracker.journal import (
@@ -336,7 +335,7 @@ def test_sigterm_while_postgres_is_down_keeps_the_journal_for_the_next_start(
     wait_for(lambda: landed(service.dsn, m.campaign).rows >= 60, 20)
     result = landed(service.dsn, m.campaign)
     assert result.deliveries == set(m.delivery_ids) and result.duplicates == 0
-    with httpx.Client(base_url=service.base_url) as http:
+    with http_client(base_url=service.base_url, timeout=5) as http:
         wait_for(lambda: http.get("/healthz").json()["journal_backlog_bytes"] == 0, 10)
 
 

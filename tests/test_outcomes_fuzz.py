@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 from datetime import UTC
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import Service, scalar
+from tests.support import Service, http_client, scalar
 
 pytestmark = pytest.mark.slow  # hypothesis fuzzing over HTTP
 
@@ -47,8 +46,8 @@ def test_outcomes_are_stored_whole_or_refused_whole(module_service: Service,
                                                      rows: list[dict]) -> None:
     before = scalar(module_service.dsn, "SELECT count(*) FROM outcome_history")
     body = json.dumps(rows, default=str)
-    with httpx.Client(base_url=module_service.base_url, timeout=30,
-                      headers={"Authorization": f"Bearer {module_service.api_key}"}) as http:
+    with http_client(base_url=module_service.base_url,
+                     headers={"Authorization": f"Bearer {module_service.api_key}"}) as http:
         response = http.post("/v1/outcomes", content=body)
     assert response.status_code < 500, response.text
     after = scalar(module_service.dsn, "SELECT count(*) FROM outcome_history")

@@ -16,11 +16,10 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from starlette.routing import Mount, Route
 
-from tests.support import SECRET_KEYS, Service, mint_url, scalar
+from tests.support import SECRET_KEYS, Service, http_client, mint_url, scalar
 from tracker.app import create_app
 from tracker.config import load_settings
 from tracker.tokens import Channel, InvalidToken, Purpose, TokenCodec, TokenData, pack
@@ -208,7 +207,7 @@ def test_a_streamed_body_past_the_cap_gets_413_and_stores_nothing(
 def test_unsubscribe_form_body_is_capped(module_service: Service) -> None:
     """Refused with a 413 page and nothing stored."""
     url = mint_url(module_service, "unsubscribe", user="capped-user")
-    with httpx.Client(timeout=30) as http:
+    with http_client() as http:
         response = http.post(url, content=b"List-Unsubscribe=One-Click&" + b"x" * 100_000,
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413

@@ -10,7 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import SECRET_KEYS, Service, event_count, mint_url, query, scalar, wait_for
+from tests.support import (
+    SECRET_KEYS,
+    Service,
+    event_count,
+    http_client,
+    mint_url,
+    query,
+    scalar,
+    wait_for,
+)
 from tracker.edge import PIXEL
 from tracker.events import Kind
 
@@ -171,7 +180,7 @@ def test_every_event_accepted_before_sigterm_is_in_the_database(start_service) -
     count = 400
 
     def hit(i: int) -> int:
-        with httpx.Client(timeout=30) as http:
+        with http_client() as http:
             return http.get(urls[i % len(urls)]).status_code
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:

@@ -163,7 +163,10 @@ def check_identical(source: str, output: str, public_url: str,
         end = source.find(literal, position) if literal else len(source)
         assert end >= position, f"text after link {index} changed: {literal[:120]!r}"
         raw = source[position:end]
-        assert normalise(html.unescape(raw)) == data.url, (raw, data.url)
+        # html.unescape decodes references only; the standard's tokenizer also reads a
+        # raw NUL in an attribute value as U+FFFD, as the rewriter does
+        value = html.unescape(raw).replace("\x00", "\ufffd")
+        assert normalise(value) == data.url, (raw, data.url)
         found.append((raw, data))
         position = end + len(literal)
     assert position == len(source), "text after the last link changed"

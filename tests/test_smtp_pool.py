@@ -80,8 +80,8 @@ def test_no_more_than_size_connections_and_waiters_served_in_turn(database: str)
 
         async def borrow(number: int) -> None:
             async with pool.acquire() as conn:
+                order.append(number)  # in the order lent
                 pids.add(await conn.fetchval("SELECT pg_backend_pid()"))
-                order.append(number)
                 await asyncio.sleep(0.05)
 
         await asyncio.gather(*(borrow(n) for n in range(8)))

@@ -77,6 +77,57 @@ def test_copies_arrive_byte_for_byte(start_sink: Any) -> None:
         ("news@sender.example", ["c@example.org"], copies[2].data)]
 
 
+class PipeliningSink(Sink):
+    """Offers PIPELINING (RFC 2920) and notes, at each MAIL, whether the RCPT and
+    DATA after it had already arrived (one write from the client)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pipelined: list[bool] = []
+        self.refuse: dict[str, str] = {}
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        waiting = bytes(server._reader._buffer)
+        self.pipelined.append(waiting.startswith(b"RCPT TO:<") and waiting.endswith(b"DATA\r\n"))
+        envelope.mail_from = address
+        return self.refuse.get("MAIL", "250 OK")
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        if "RCPT" in self.refuse:
+            return self.refuse["RCPT"]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_pipelining_upstreams_get_mail_rcpt_and_data_in_one_write() -> None:
+    sink = PipeliningSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        copies = [upstream.Copy(f"{n}@example.org", b"Subject: x\r\n\r\n.dot\r\n")
+                  for n in range(3)]
+        relay(controller.port, copies)
+        assert sink.received == [("news@sender.example", [c.recipient], c.data)
+                                 for c in copies]
+        assert sink.pipelined == [True, True, True]
+        for step, reply, mine in (("MAIL", "451 4.3.0 busy", "451 4.4.0"),
+                                  ("RCPT", "550 5.1.1 no such user", "550 5.0.0")):
+            sink.refuse = {step: reply}
+            with pytest.raises(upstream.Refused) as refused:
+                relay(controller.port, copies[:1])
+            assert refused.value.reply.startswith(mine) and reply in refused.value.reply
+        assert len(sink.received) == 3, "nothing taken after a refusal"
+    finally:
+        controller.stop()
+
+
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 @pytest.mark.parametrize("exclude", [(), ("PLAIN",)], ids=["plain", "login"])
 def test_login_upstream(start_sink: Any, exclude: tuple[str, ...]) -> None:

@@ -28,12 +28,6 @@ class Status(IntEnum):
     SUPPRESSED = 5  #: refused before sending: the user is on the suppression list
 
 
-#: the transaction-level advisory lock every writer of counters kept from deliveries
-#: takes first (the outcome counters of sql/040, the campaign list's of sql/055): the
-#: triggers take it; a transaction that touches rows another holder of it may want
-#: takes it before them (see tracker.store.subscriptions)
-DELIVERY_COUNTERS_LOCK = 7302040
-
 #: the outcome statuses by their API names (every status but PREPARED)
 STATUS_CODES = {s.name.lower(): int(s) for s in Status if s is not Status.PREPARED}
 

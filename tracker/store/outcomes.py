@@ -29,7 +29,7 @@ from typing import NamedTuple
 import asyncpg
 
 from tracker.errorcodes import TOKEN_NOT_REGISTERED
-from tracker.store.deliveries import DELIVERY_COUNTERS_LOCK, MINTED_FROM, Status
+from tracker.store.deliveries import MINTED_FROM, Status
 from tracker.store.suppressions import UPSERT_TAIL
 from tracker.tokens import CHANNEL_NAMES, Channel
 
@@ -141,7 +141,7 @@ async def _apply(conn: asyncpg.Connection, outcomes: list[ResolvedOutcome]) -> I
     # the deliveries' counters lock before any delivery row: the shipper holds it
     # while it sets firsts on delivery rows (sql/064), so the two never hold one each
     # and wait for the other's
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", DELIVERY_COUNTERS_LOCK)
+    await conn.execute("SELECT tracker_lock_delivery_counters()")
     await conn.execute(
         "CREATE TEMP TABLE outcomes_in (ord integer, delivery_id bigint, campaign integer,"
         " schedule_task integer, user_id text, channel smallint, status smallint,"

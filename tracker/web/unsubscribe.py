@@ -13,7 +13,7 @@ a page (Japanese or English by ``Accept-Language``) with a confirm button.
 
 Both are events in the journal (so they survive a database outage) and land with
 the shipper, whose transaction updates the suppression list
-(tracker.store.subscriptions). A bad token gets a 404 page and records nothing; a
+(tracker_fold_events, sql/067). A bad token gets a 404 page and records nothing; a
 test send's token shows the pages and records nothing. Every page is static text
 plus escaped values, with ``Content-Security-Policy: default-src 'self'``.
 """

@@ -98,7 +98,9 @@ BEGIN
                                     array_agg(e.schedule_task), array_agg(e.kind),
                                     array_agg(e.flags))
         FROM events e
-        WHERE e.ts >= month AND e.ts < month + interval '1 month';
+        -- a UTC month's end, whatever the session's time zone
+        WHERE e.ts >= month
+          AND e.ts < (month AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC';
     END LOOP;
 END $$;
 

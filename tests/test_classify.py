@@ -325,3 +325,34 @@ def test_pattern_sets_compile_on_first_use_or_when_warmed() -> None:
              "from tracker.classify.crawlers import is_crawler\n"
              "assert is_crawler('Googlebot/2.1 (+http://www.google.com/bot.html)')\n")
     subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+def test_a_compiled_set_is_kept_on_disk_and_a_bad_copy_is_compiled_again(
+        tmp_path: Path) -> None:
+    """The second process loads what the first compiled (it never calls Hyperscan's
+    compiler); a truncated file is compiled again and replaced; the matches are the
+    same every time."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, hyperscan\n"
+             "from tracker.classify import warm\n"
+             "from tracker.classify.crawlers import is_crawler\n"
+             "if sys.argv[1] == 'cached':\n"
+             "    def refuse(*args, **kwargs): raise AssertionError('compiled again')\n"
+             "    hyperscan.Database = refuse  # what a set compiles with, never loads with\n"
+             "warm()\n"
+             "assert is_crawler('Googlebot/2.1 (+http://www.google.com/bot.html)')\n"
+             "assert not is_crawler('Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)')\n")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    subprocess.run([sys.executable, "-c", probe, "compile"], check=True, env=env)
+    kept = sorted((tmp_path / "tracker" / "hyperscan").glob("*.hsdb"))
+    assert len(kept) >= 3
+    subprocess.run([sys.executable, "-c", probe, "cached"], check=True, env=env)
+    whole = kept[0].read_bytes()
+    kept[0].write_bytes(whole[: len(whole) // 2])
+    assert subprocess.run([sys.executable, "-c", probe, "cached"], env=env,
+                          capture_output=True).returncode != 0  # the bad one was compiled
+    subprocess.run([sys.executable, "-c", probe, "compile"], check=True, env=env)
+    assert kept[0].read_bytes() == whole

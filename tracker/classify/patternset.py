@@ -7,10 +7,11 @@ multi-pattern engine, made for this) compiles them all into one automaton and
 scans the string once. The compiled database is shared; each thread gets its own
 scratch space, which Hyperscan requires.
 
-Compiling crawlerdetect's lists takes about a third of a second, so a set compiles
+Compiling crawlerdetect's lists takes about a fifth of a second, so a set compiles
 on its first match, not at import: a CLI command or a report that never classifies
 an agent does not pay for it, and the service compiles them before it serves
-(``tracker.classify.warm``), so no hit waits for it.
+(``tracker.classify.warm``), so no hit waits for it. A set compiled once on this
+machine is loaded from disk after (``tracker.classify.compiled``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import re
 import threading
 
 import hyperscan
+
+from tracker.classify import compiled as compiled_databases
 
 _STOP = True  #: a match handler's answer that ends the scan
 #: every set made, so that compile_all() can compile them before a service serves
@@ -55,12 +58,15 @@ class PatternSet:
                             if isinstance(p, str) else p for p in self._patterns]
                 base = (hyperscan.HS_FLAG_SOM_LEFTMOST if self._spans
                         else hyperscan.HS_FLAG_SINGLEMATCH)
-                database = hyperscan.Database()
-                database.compile(
-                    expressions=[p.pattern.encode() for p in compiled],
-                    ids=list(range(len(compiled))),
-                    flags=[base | (hyperscan.HS_FLAG_CASELESS if p.flags & re.I else 0)
-                           for p in compiled])
+                expressions = [p.pattern.encode() for p in compiled]
+                flags = [base | (hyperscan.HS_FLAG_CASELESS if p.flags & re.I else 0)
+                         for p in compiled]
+                database = compiled_databases.load(expressions, flags)
+                if database is None:
+                    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+                    database.compile(expressions=expressions,
+                                     ids=list(range(len(compiled))), flags=flags)
+                    compiled_databases.save(expressions, flags, database)
                 self._database = database
             return self._database
 

@@ -21,8 +21,6 @@ the link counters' lock, since it reads what other shippers landed
 
 from __future__ import annotations
 
-import asyncpg
-
 #: counters are kept per UTC hour, day and calendar month (the span's length in hours;
 #: 744 stands for a month of any length)
 HOUR_SPAN, DAY_SPAN, MONTH_SPAN = 1, 24, 744
@@ -36,8 +34,3 @@ def channel_scope(channel: int) -> int:
     """report_link_counts' scope of a channel (1 email, 2 push, 3 line)."""
     return PROJECT_SCOPE - channel
 
-
-async def rebuild(conn: asyncpg.Connection) -> None:
-    """Recount the link counters from events and deliveries: the landing function
-    given every click (tracker_refold_links, as sql/065 does)."""
-    await conn.execute("SELECT tracker_refold_links()")

@@ -5,6 +5,7 @@ the partial indexes written with numbers still serve it."""
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from pathlib import Path
 
@@ -128,3 +129,28 @@ def test_the_view_by_name_is_the_view_of_057(database: str) -> None:
     old_plan = run(_plan(database, "SELECT * FROM event_log_057 WHERE \"timestamp\" >= now()"))
     new_plan = run(_plan(database, "SELECT * FROM message_event_log WHERE \"timestamp\" >= now()"))
     assert new_plan == old_plan
+
+
+#: functions that are the SQL home of a code, a predicate on flags or a lock's number
+HOMES = re.compile(r"^tracker_(kind|channel|status|verdict)_\w+$|^tracker_(is_head|verdict"
+                   r"|lock_delivery_counters|lock_link_counters)$")
+#: a code spelled as a number: a comparison of a code column with a literal, a flag bit
+#: taken by hand, an advisory lock by number
+BY_NUMBER = re.compile(r"\b(kind|status|channel|k)\s*(=|<>|!=|IN\s*\(|BETWEEN)\s*\d"
+                       r"|\bTHEN\s+[1-5]\b|\b(flags|f)\s*(&|>>)\s*\d|advisory_xact_lock\(\d",
+                       re.IGNORECASE)
+
+
+def test_no_live_function_or_view_spells_a_code_as_a_number(database: str) -> None:
+    """Every function and view the tracker defines names its codes (sql/066), its
+    predicates and its locks (sql/067, sql/068); only their homes hold the numbers.
+    Migrations keep history; this reads what is live in a migrated database."""
+    bodies = {r["name"]: r["body"] for r in query(database, """
+        SELECT p.proname AS name, p.prosrc AS body FROM pg_proc p
+        WHERE p.proname LIKE 'tracker\\_%'
+        UNION ALL
+        SELECT viewname, definition FROM pg_views WHERE schemaname = 'public'""")}
+    assert "tracker_fold_events" in bodies and "message_event_log" in bodies
+    spelled = {name: BY_NUMBER.search(body).group(0) for name, body in bodies.items()
+               if not HOMES.match(name) and BY_NUMBER.search(body)}
+    assert spelled == {}

@@ -140,3 +140,37 @@ def assert_scrapes_sum_every_worker(service: Service, metrics_dir: Path, prefix:
         assert now["tracker_events_journaled_total"] == 20
     wait_for(lambda: samples(service)["tracker_events_landed_total"] == 20, 10)
     assert len(list(metrics_dir.glob("*.db"))) >= 2, "both workers write their own counters"
+
+
+@pytest.mark.slow  # stops PostgreSQL
+def test_an_adopted_journals_backlog_counts_once_over_every_worker(
+        start_service, pg_data_dir: Path, tmp_path: Path) -> None:
+    """A journal left by a killed process and adopted by the data directory's shipper
+    while PostgreSQL is down, beside a service of two workers: whichever worker
+    answers the scrape, and after both have, tracker_journal_backlog_bytes counts its
+    bytes once (as each worker's /healthz does), not once per worker."""
+    first: Service = start_service()
+    urls = [mint_url(first, "open", user=f"adopted{i}") for i in range(5)]
+    metrics_dir = tmp_path / "prom"
+    metrics_dir.mkdir()
+    # the same data directory: its workers and the first one's share one shipper
+    second = Service(first.dsn, first.data_dir, workers=2,
+                     env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}).start()
+    try:
+        stop_postgres(pg_data_dir)
+        with first.client() as http:
+            assert all(http.get(url).status_code == 200 for url in urls)
+        first.kill()  # its worker, and the shipper if it was the one that started it
+
+        def adopted() -> int:
+            with second.client() as http:
+                return int(http.get("/healthz").json()["journal_backlog_bytes"])
+
+        backlog = wait_for(adopted, 20)
+        scraped = {samples(second)["tracker_journal_backlog_bytes"]
+                   for _ in range(8)}  # fresh connections: both workers answer some
+        assert scraped == {backlog}
+    finally:
+        start_postgres(pg_data_dir)
+    wait_for(lambda: samples(second)["tracker_journal_backlog_bytes"] == 0, 20)
+    second.stop()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
@@ -91,11 +92,24 @@ async def client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
+def _set_journal_gauges(state: State) -> None:
+    status = state.shipper.status()
+    metrics.set_journal_gauges(state.journal.backlog_bytes,
+                               status.adopted_backlog if status else 0,
+                               state.journal.pending_bytes)
+
+
+async def _keep_journal_gauges(state: State) -> None:
+    """With several workers a scrape sums every worker's last gauge values: each
+    worker sets its own every second, not only when it answers a scrape."""
+    while True:
+        _set_journal_gauges(state)
+        await asyncio.sleep(1)
+
+
 async def metrics_endpoint_app(scope: Scope, receive: Receive, send: Send) -> None:
     """Prometheus text format; behind the API key like everything not public."""
-    state = scope["app"].state
-    metrics.JOURNAL_BACKLOG.set(state.shipper.backlog_bytes(state.journal))
-    metrics.JOURNAL_PENDING.set(state.journal.pending_bytes)
+    _set_journal_gauges(scope["app"].state)
     body, content_type = metrics.render()
     response = Response(body, media_type=content_type)
     await response(scope, receive, send)
@@ -138,11 +152,15 @@ def create_app(settings: Settings | None = None) -> Edge:
         classify.warm()  # the crawler patterns, compiled while the shipper starts
         await shipper.wait_ready()
         refresher = asyncio.create_task(domains.keep_fresh(pool))
+        gauges = (asyncio.create_task(_keep_journal_gauges(app.state))
+                  if metrics.MULTIPROCESS else None)
         memory.freeze_startup()
         try:
             yield
         finally:
             refresher.cancel()
+            if gauges is not None:
+                gauges.cancel()
             # requests are finished: commit what they appended, hand the journal over
             # to the shipper (it finishes and removes it) and wait for it to be shipped
             await journal.close()

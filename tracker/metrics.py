@@ -34,7 +34,8 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from tracker.shipper_status import StatusCollector
 
@@ -115,7 +116,8 @@ OPEN_OK, CLICK_OK, CLICK_BAD = _tally(
 (UNKNOWN_HOST,) = _tally("tracker_unknown_host_hits_total",
                          "Open and click hits (served all the same) whose Host is neither "
                          "TRACKER_PUBLIC_URL's nor a configured tracking domain")
-JOURNAL_BACKLOG = Gauge("tracker_journal_backlog_bytes",
+JOURNAL_BACKLOG_NAME = "tracker_journal_backlog_bytes"
+JOURNAL_BACKLOG = Gauge(JOURNAL_BACKLOG_NAME,
                         "Journal bytes on disk not yet in PostgreSQL (own and adopted journals)",
                         multiprocess_mode="livesum")
 JOURNAL_PENDING = Gauge("tracker_journal_pending_bytes",
@@ -139,14 +141,39 @@ def follow_shipper(root: Path) -> None:
         REGISTRY.register(_shipper)
 
 
+def set_journal_gauges(own_backlog: int, adopted_backlog: int, pending: int) -> None:
+    """This process's journal gauges. The backlog of the journals the shipper adopted
+    (stopped processes') belongs to no worker: with several workers it is added once
+    at each scrape (``render``), since every worker's gauge would count it again."""
+    JOURNAL_BACKLOG.set(own_backlog if MULTIPROCESS else own_backlog + adopted_backlog)
+    JOURNAL_PENDING.set(pending)
+
+
+class _AdoptedBacklogOnce:
+    """The workers' summed journal backlogs plus the adopted journals', once."""
+
+    def __init__(self, workers: Collector, adopted_backlog: int) -> None:
+        self.workers = workers
+        self.adopted_backlog = adopted_backlog
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.workers.collect():
+            if family.name == JOURNAL_BACKLOG_NAME:
+                family.samples = [s._replace(value=s.value + self.adopted_backlog)
+                                  for s in family.samples]
+            yield family
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type: all workers' in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
+        status = _shipper.read() if _shipper is not None else None
         # prometheus_client leaves this constructor unannotated
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        workers = multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+        registry.register(_AdoptedBacklogOnce(workers, status.adopted_backlog if status else 0))
         if _shipper is not None:
             registry.register(_shipper)
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,6 +1,6 @@
 """Chaos run (issue 8): break the tracker or its database under load, heal, count.
 
-    .venv/bin/python loadtests/chaos.py                 # all four, 20 s outages
+    .venv/bin/python loadtests/chaos.py                 # all five, 20 s outages
     .venv/bin/python loadtests/chaos.py --outage 5 --scenarios sigkill,pg-stop
 
 Scenarios, each with a fixed number of requests, loopback only, against the real
@@ -14,6 +14,8 @@ temporary directory, so it can be stopped and killed):
    shipper COPYs continuously.
 4. ``disk-full``: a journal capped by TRACKER_JOURNAL_MAX_BYTES fills while the
    database is away; then it drains and keeps events again.
+5. ``shipper-kill``: SIGKILL the shipper process alone mid-load, three times, with
+   ``--workers`` serving processes; one of them starts the next shipper.
 
 Each request carries its own delivery's token, so rows per delivery show lost
 and doubled events exactly. The table: scenario, sent, acknowledged, landed,
@@ -38,13 +40,14 @@ from tests.chaos_support import (  # noqa: E402
     Result,
     journal_full,
     postgres_outage,
+    shipper_kills,
     sigkill_restarts,
     table,
 )
 from tests.support import Databases, Service  # noqa: E402
 from tracker.embedded import pg_ctl_stop, start_embedded  # noqa: E402
 
-SCENARIOS = ("sigkill", "pg-stop", "pg-kill", "disk-full")
+SCENARIOS = ("sigkill", "pg-stop", "pg-kill", "disk-full", "shipper-kill")
 
 
 def problems(result: Result, *, exact: bool) -> list[str]:
@@ -74,7 +77,8 @@ def main() -> int:
                         help="seconds PostgreSQL stays down (default 20)")
     parser.add_argument("--requests", type=int, default=3000, help="requests per scenario")
     parser.add_argument("--kills", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="service workers for sigkill")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="service workers for sigkill and shipper-kill")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = parser.parse_args()
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -103,6 +107,9 @@ def main() -> int:
                 svc = service(name)
                 result = postgres_outage(svc, pgdata, outage=args.outage, count=args.requests,
                                          mode="fast" if name == "pg-stop" else "immediate")
+            elif name == "shipper-kill":
+                svc = service(name, workers=args.workers)
+                result = shipper_kills(svc, count=args.requests, kills=args.kills)
             else:
                 svc = service(name, env={"TRACKER_JOURNAL_MAX_BYTES": "64k"})
                 result = journal_full(svc, pgdata, outage=args.outage, count=args.requests)

@@ -157,20 +157,22 @@ def test_an_adopted_journals_backlog_counts_once_over_every_worker(
     second = Service(first.dsn, first.data_dir, workers=2,
                      env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}).start()
     try:
-        stop_postgres(pg_data_dir)
-        with first.client() as http:
-            assert all(http.get(url).status_code == 200 for url in urls)
-        first.kill()  # its worker, and the shipper if it was the one that started it
+        try:
+            stop_postgres(pg_data_dir)
+            with first.client() as http:
+                assert all(http.get(url).status_code == 200 for url in urls)
+            first.kill()  # its worker, and the shipper if it was the one that started it
 
-        def adopted() -> int:
-            with second.client() as http:
-                return int(http.get("/healthz").json()["journal_backlog_bytes"])
+            def adopted() -> int:
+                with second.client() as http:
+                    return int(http.get("/healthz").json()["journal_backlog_bytes"])
 
-        backlog = wait_for(adopted, 20)
-        scraped = {samples(second)["tracker_journal_backlog_bytes"]
-                   for _ in range(8)}  # fresh connections: both workers answer some
-        assert scraped == {backlog}
+            backlog = wait_for(adopted, 20)
+            scraped = {samples(second)["tracker_journal_backlog_bytes"]
+                       for _ in range(8)}  # fresh connections: both workers answer some
+            assert scraped == {backlog}
+        finally:
+            start_postgres(pg_data_dir)
+        wait_for(lambda: samples(second)["tracker_journal_backlog_bytes"] == 0, 20)
     finally:
-        start_postgres(pg_data_dir)
-    wait_for(lambda: samples(second)["tracker_journal_backlog_bytes"] == 0, 20)
-    second.stop()
+        second.stop()  # started by hand: start_service stops only its own

@@ -93,9 +93,7 @@ async def client_gone(request: Request, exc: Exception) -> Response:
 
 
 def _set_journal_gauges(state: State) -> None:
-    status = state.shipper.status()
-    metrics.set_journal_gauges(state.journal.backlog_bytes,
-                               status.adopted_backlog if status else 0,
+    metrics.set_journal_gauges(state.journal.backlog_bytes, state.shipper.adopted_backlog,
                                state.journal.pending_bytes)
 
 

@@ -120,11 +120,16 @@ class ShipperLink:
         status = self.status()
         return status.database_up if status is not None else True
 
+    @property
+    def adopted_backlog(self) -> int:
+        """Bytes of the stopped journals the shipper is finishing, not yet in PostgreSQL."""
+        status = self.status()
+        return status.adopted_backlog if status is not None else 0
+
     def backlog_bytes(self, journal: Journal) -> int:
         """Journal bytes not yet in PostgreSQL: this process's own and those of the
         stopped journals the shipper is finishing."""
-        status = self.status()
-        return journal.backlog_bytes + (status.adopted_backlog if status else 0)
+        return journal.backlog_bytes + self.adopted_backlog
 
     # -- shutdown -------------------------------------------------------------------------
     async def stop(self, journal: Journal) -> bool:

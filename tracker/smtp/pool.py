@@ -113,7 +113,7 @@ class Pool:
             self._open -= 1
             try:
                 await asyncio.wait_for(connection.close(), 10)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except (*DATABASE_ERRORS, TimeoutError):
                 connection.terminate()
         for waiter in self._waiters:
             if not waiter.done():

@@ -234,24 +234,20 @@ class _Client:
     async def send(self, sender: str, copy: Copy, options: list[str]) -> None:
         params = [f"SIZE={len(copy.data)}"] if "size" in self.extensions else []
         mail = " ".join([f"MAIL FROM:<{sender}>", *params, *options])
-        rcpt = f"RCPT TO:<{copy.recipient}>"
-        self.step = "MAIL"
-        if "pipelining" in self.extensions:
+        steps = (("MAIL", mail, (250,)), ("RCPT", f"RCPT TO:<{copy.recipient}>", (250, 251)),
+                 ("DATA", "DATA", (354,)))
+        pipelining = "pipelining" in self.extensions
+        if pipelining:
             # RFC 2920: the three commands in one write, their replies in order (two
             # round trips less a copy); a refusal closes the connection, so the
             # replies left unread do not matter
-            self.writer.write(f"{mail}\r\n{rcpt}\r\nDATA\r\n".encode())
-            await self.expect_reply("MAIL", 250)
-            self.step = "RCPT"
-            await self.expect_reply("RCPT", 250, 251)
-            self.step = "DATA"
-            await self.expect_reply("DATA", 354)
-        else:
-            await self.expect("MAIL", mail, 250)
-            self.step = "RCPT"
-            await self.expect("RCPT", rcpt, 250, 251)
-            self.step = "DATA"
-            await self.expect("DATA", "DATA", 354)
+            self.writer.write("".join(f"{line}\r\n" for _, line, _ in steps).encode("utf-8"))
+        for step, line, codes in steps:
+            self.step = step
+            if pipelining:
+                await self.expect_reply(step, *codes)
+            else:
+                await self.expect(step, line, *codes)
         await self.write(stuffed(copy.data))
         code, text = await self.reply()
         if code != 250:

@@ -7,6 +7,7 @@ what ``tracker smtp`` runs); everything stays on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import os
@@ -480,26 +481,33 @@ def test_every_link_of_the_corpus_lands_on_its_target(relay: Relay, sink: Sink) 
 
 # --- the command ----------------------------------------------------------------------
 
-def test_tracker_smtp_command_relays_and_stops_on_sigterm(database: str, sink: Sink,
-                                                          tmp_path: Path) -> None:
+@contextlib.contextmanager
+def smtp_command(database: str, sink: Sink, tmp_path: Path, *args: str) -> Iterator[int]:
+    """``tracker smtp ARGS`` relaying to ``sink``: its port while the block runs; then
+    SIGTERM, which must stop it cleanly. Its output is in ``tmp_path/smtp.log``."""
     port = free_port()
     env = {**os.environ, "TRACKER_DATABASE_URL": database, "TRACKER_SECRET_KEYS": SECRET_KEYS,
            "TRACKER_API_KEY": API_KEY, "TRACKER_PUBLIC_URL": PUBLIC,
            "TRACKER_DATA_DIR": str(tmp_path), "TRACKER_SMTP_LISTEN": f"127.0.0.1:{port}",
            "TRACKER_SMTP_UPSTREAM": f"127.0.0.1:{sink.port}"}
-    log = (tmp_path / "smtp.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "tracker", "smtp"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: _listening(port), timeout=60)
-        with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
-            client.sendmail("a@sender.example", ["b@example.org"], message(Campaign="cli"))
-        assert [r["user_id"] for r in deliveries(database)] == ["b@example.org"]
-        assert len(clicks(sink.received[0].data)) == 4
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-        log.close()
+    with (tmp_path / "smtp.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tracker", "smtp", *args], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: _listening(port), timeout=60)
+            yield port
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(30) == 0
+
+
+def test_tracker_smtp_command_relays_and_stops_on_sigterm(database: str, sink: Sink,
+                                                          tmp_path: Path) -> None:
+    with smtp_command(database, sink, tmp_path) as port, \
+            smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+        client.sendmail("a@sender.example", ["b@example.org"], message(Campaign="cli"))
+    assert [r["user_id"] for r in deliveries(database)] == ["b@example.org"]
+    assert len(clicks(sink.received[0].data)) == 4
     assert b"listening on 127.0.0.1:" in (tmp_path / "smtp.log").read_bytes()
 
 
@@ -507,31 +515,18 @@ def test_tracker_smtp_command_takes_auth_over_starttls(database: str, sink: Sink
                                                        certificate: tuple[Path, Path]) -> None:
     """The command's own event loop (uvloop) upgrades a connection to TLS and takes
     AUTH with the API key, as the in-process relay does."""
-    port = free_port()
-    env = {**os.environ, "TRACKER_DATABASE_URL": database, "TRACKER_SECRET_KEYS": SECRET_KEYS,
-           "TRACKER_API_KEY": API_KEY, "TRACKER_PUBLIC_URL": PUBLIC,
-           "TRACKER_DATA_DIR": str(tmp_path), "TRACKER_SMTP_LISTEN": f"127.0.0.1:{port}",
-           "TRACKER_SMTP_UPSTREAM": f"127.0.0.1:{sink.port}"}
     cert, key = certificate
-    log = (tmp_path / "smtp.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "tracker", "smtp", "--tls-cert", str(cert),
-                                "--tls-key", str(key)], env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE
-    try:
-        wait_for(lambda: _listening(port), timeout=60)
-        with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
-            client.starttls(context=insecure)
-            client.login("sender", API_KEY)
-            client.sendmail("a@sender.example", ["b@example.org"], message(Campaign="tls"))
-        assert [r["user_id"] for r in deliveries(database)] == ["b@example.org"]
-        assert len(sink.received) == 1
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-        log.close()
+    with smtp_command(database, sink, tmp_path, "--tls-cert", str(cert),
+                      "--tls-key", str(key)) as port, \
+            smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+        client.starttls(context=insecure)
+        client.login("sender", API_KEY)
+        client.sendmail("a@sender.example", ["b@example.org"], message(Campaign="tls"))
+    assert [r["user_id"] for r in deliveries(database)] == ["b@example.org"]
+    assert len(sink.received) == 1
     assert b"AUTH with the API key over STARTTLS" in (tmp_path / "smtp.log").read_bytes()
 
 

@@ -112,7 +112,6 @@ CREATE FUNCTION tracker_fold_events(b_us bigint[], b_delivery bigint[], b_url bi
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     change record;
-    clicks integer[];  -- the batch's positions (1-based) of clicks
 BEGIN
     -- 1. the suppression list, in time order (journal order on ties)
     IF tracker_kind_unsubscribe() = ANY (b_kind) OR tracker_kind_subscribe() = ANY (b_kind)
@@ -149,14 +148,12 @@ BEGIN
 
     -- 4. the link counters, last, under their lock (tracker_fold_links leaves test
     --    sends out)
-    clicks := ARRAY(SELECT i FROM generate_subscripts(b_kind, 1) i
-                    WHERE b_kind[i] = tracker_kind_click());
-    IF cardinality(clicks) > 0 THEN
+    IF tracker_kind_click() = ANY (b_kind) THEN
         PERFORM tracker_lock_link_counters();
-        PERFORM tracker_fold_links(ARRAY(SELECT b_delivery[i] FROM unnest(clicks) i),
-                                   ARRAY(SELECT b_url[i] FROM unnest(clicks) i),
-                                   ARRAY(SELECT b_us[i] FROM unnest(clicks) i),
-                                   ARRAY(SELECT b_flags[i] FROM unnest(clicks) i),
-                                   ARRAY(SELECT b_campaign[i] FROM unnest(clicks) i));
+        PERFORM tracker_fold_links(array_agg(b.delivery_id), array_agg(b.url_id),
+                                   array_agg(b.us), array_agg(b.flags), array_agg(b.campaign))
+        FROM unnest(b_delivery, b_url, b_us, b_flags, b_campaign, b_kind)
+             AS b (delivery_id, url_id, us, flags, campaign, kind)
+        WHERE b.kind = tracker_kind_click();
     END IF;
 END $$;

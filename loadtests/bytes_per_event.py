@@ -74,8 +74,8 @@ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 'm')
 
 #: readers of the event log's indexes (partition index names, normalised)
 INDEX_READERS: dict[str, str] = {
-    "events_schedule_task_ts": "F3 filter of message_event_log; click ranking under a"
-                               " schedule task filter or a campaign's channel filter",
+    "events_schedule_task": "F3 filter of message_event_log; click ranking under a"
+                            " schedule task filter or a campaign's channel filter",
     "events_delivery_id_url_id": "conversions' attribution, scanner bursts, the click"
                                  " ranking's fold (sql/063)",
     "events_ts_idx": "BRIN: raw events at a period's partial-hour edges",

@@ -179,7 +179,7 @@ async def _link_users_counted(conn: asyncpg.Connection, scope: Scope, key: int,
 async def _links_raw(conn: asyncpg.Connection, scope: Scope, period: Period,
                      include_bots: bool) -> dict[int, tuple[int, int]]:
     """Per link (clicks, distinct users) from the scope's raw clicks, found by its
-    schedule tasks (the filter's, or its campaigns'; events_task_ts): a task's clicks
+    schedule tasks (the filter's, or its campaigns'; events_task): a task's clicks
     are few and lie together by time. An event's delivery is always of the event's
     campaign, so only those campaigns' deliveries are joined."""
     p = Params()

@@ -24,6 +24,7 @@ COMMANDS = {
     "suppressions": "tracker.cli.suppressions:suppressions",
     "keys": "tracker.cli.keys:keys",
     "smtp": "tracker.cli.smtp:smtp",
+    "cluster": "tracker.cli.cluster:cluster",
 }
 
 

@@ -82,6 +82,11 @@ def up(directory: Path, *, progress: Progress = lambda _: None) -> Cluster:
             f"{directory} holds a cluster that is not wholly running; remove it with "
             f"`tracker cluster down --dir {directory}`, then start again"
         )
+    if directory.exists() and any(directory.iterdir()):
+        raise ClusterError(
+            f"{directory} is not empty and holds no cluster; give an empty or new folder "
+            "with --dir"
+        )
     install.prepare(progress=progress)
     cluster = _plan(directory)
     try:
@@ -120,11 +125,7 @@ async def registered_workers(cluster: Cluster) -> list[tuple[str, int, bool]]:
 
 
 def _plan(directory: Path) -> Cluster:
-    if directory.exists() and any(directory.iterdir()):
-        raise ClusterError(
-            f"{directory} is not empty and holds no cluster; give an empty or new folder "
-            "with --dir"
-        )
+    """Make the folder and choose the ports; written down before any node is made."""
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)
     node.make_reachable(directory)

@@ -113,7 +113,7 @@ def ensure_built(source: Source, *, rebuild: bool = False,
     if build.tree.is_dir() and not rebuild:
         return build
     _check_tools()
-    progress(f"building Citus {source.version} from {source.path} (about 30 s on 2 cores; "
+    progress(f"building Citus {source.version} from {source.path} (30-60 s on 2 cores; "
              f"cached in {build.tree})")
     log = cache_root() / f"{name}.log"
     scratch = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=cache_root()))

@@ -87,16 +87,20 @@ def databases(pg_server: str, pg_data_dir: Path | None) -> Iterator[Databases]:
             dbs.drop_all()
 
 
-@pytest.fixture
-def database(databases: Databases) -> str:
-    """A fresh, migrated database for one test.
-
-    The landing code remembers which month partitions exist (one database per
-    process in production); a test process lands into many databases, so each
-    fresh one starts with nothing remembered."""
+@pytest.fixture(autouse=True)
+def forget_known_partitions() -> None:
+    """The landing code remembers which month partitions exist (one database per
+    process in production); a test process lands into many databases (a fresh one per
+    test, one per module), so every test starts with nothing remembered: a month
+    another test's database has must not be taken for one this test's has."""
     from tracker.store import events
 
     events._known_months.clear()
+
+
+@pytest.fixture
+def database(databases: Databases) -> str:
+    """A fresh, migrated database for one test."""
     return databases.fresh()
 
 

@@ -16,11 +16,12 @@ from tests.support import query, run, scalar
 from tracker.classify.verdict import PEOPLE, Verdict, human_sql, is_human
 from tracker.events import Flag, Kind
 from tracker.store.deliveries import Status
+from tracker.store.link_rollups import Span
 from tracker.tokens import Channel
 
 #: each family's Python home; its SQL functions are tracker_<family>_<member>()
 FAMILIES: dict[str, type[IntEnum]] = {
-    "kind": Kind, "channel": Channel, "status": Status, "verdict": Verdict}
+    "kind": Kind, "channel": Channel, "status": Status, "verdict": Verdict, "span": Span}
 
 
 def test_every_code_is_the_same_in_python_and_sql(database: str) -> None:
@@ -28,7 +29,7 @@ def test_every_code_is_the_same_in_python_and_sql(database: str) -> None:
         SELECT p.proname, pg_get_function_result(p.oid) AS result, p.provolatile::text,
                p.proparallel::text, l.lanname
         FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-        WHERE p.proname ~ '^tracker_(kind|channel|status|verdict)_' AND p.pronargs = 0""")
+        WHERE p.proname ~ '^tracker_(kind|channel|status|verdict|span)_' AND p.pronargs = 0""")
     in_sql = {r["proname"]: scalar(database, f"SELECT {r['proname']}()") for r in rows}
     in_python = {f"tracker_{family}_{member.name.lower()}": int(member)
                  for family, codes in FAMILIES.items() for member in codes}
@@ -132,7 +133,7 @@ def test_the_view_by_name_is_the_view_of_057(database: str) -> None:
 
 
 #: functions that are the SQL home of a code, a predicate on flags or a lock's number
-HOMES = re.compile(r"^tracker_(kind|channel|status|verdict)_\w+$|^tracker_(is_head|verdict"
+HOMES = re.compile(r"^tracker_(kind|channel|status|verdict|span)_\w+$|^tracker_(is_head|verdict"
                    r"|lock_delivery_counters|lock_link_counters)$")
 #: a code spelled as a number: a comparison of a code column with a literal, a flag bit
 #: taken by hand, an advisory lock by number

@@ -20,6 +20,7 @@ from tracker.reports.options import options
 from tracker.reports.periods import Period
 from tracker.store import effects, rollups
 from tracker.store.events import EVENT_COLUMNS, land, ts_from_us
+from tracker.store.link_rollups import Span
 from tracker.tokens import CHANNELS_BY_NAME
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
@@ -163,8 +164,9 @@ async def _out_of_order(dsn: str, order: str) -> None:
         # settings, every scope
         assert await _check_every_period(conn) == 55 * 2 * len(SCOPES)
         tables = ("SELECT * FROM report_link_counts WHERE (clicks, firsts, human_firsts)"
-                  " <> (0, 0, 0) ORDER BY 1, 2, 3, 4",
-                  "SELECT * FROM report_link_returns WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5")
+                  " <> (0, 0, 0) ORDER BY scope, slot, url_id",
+                  "SELECT * FROM report_link_returns WHERE n <> 0"
+                  " ORDER BY scope, bots, \"to\", \"from\", url_id")
         kept = [await conn.fetch(q) for q in tables]
         assert kept[1], "the clicks make returns"
         await rollups.rebuild(conn)
@@ -205,17 +207,23 @@ async def _two_shippers(dsn: str) -> None:
         assert not other.done(), "the second shipper must wait for the first one's pairs"
         await tx.commit()
         await other
-        counts = await first.fetch("SELECT scope AS campaign, span, at, firsts AS n"
-                                   " FROM report_link_counts WHERE firsts <> 0 ORDER BY 1, 2, 3")
+        counts = await first.fetch("SELECT scope, slot, firsts FROM report_link_counts"
+                                   " WHERE firsts <> 0")
         day2, day33 = BASE + timedelta(days=2), BASE + timedelta(days=33)
         march, april = BASE.replace(day=1), day33.replace(day=1)
-        assert [(r["campaign"], r["span"], r["at"], r["n"]) for r in counts] == [
-            (-1, 1, day2 + timedelta(hours=9), 1), (-1, 24, day2, 1), (-1, 744, march, 1),
-            (0, 1, day2 + timedelta(hours=9), 1), (0, 24, day2, 1), (0, 744, march, 1),
-            (camps[0], 1, day33 + timedelta(hours=9), 1), (camps[0], 24, day33, 1),
-            (camps[0], 744, april, 1),
-            (camps[1], 1, day2 + timedelta(hours=9), 1), (camps[1], 24, day2, 1),
-            (camps[1], 744, march, 1)]
+        expected = [
+            (-1, Span.HOUR, day2 + timedelta(hours=9)), (-1, Span.DAY, day2),
+            (-1, Span.MONTH, march),
+            (0, Span.HOUR, day2 + timedelta(hours=9)), (0, Span.DAY, day2), (0, Span.MONTH, march),
+            (camps[0], Span.HOUR, day33 + timedelta(hours=9)), (camps[0], Span.DAY, day33),
+            (camps[0], Span.MONTH, april),
+            (camps[1], Span.HOUR, day2 + timedelta(hours=9)), (camps[1], Span.DAY, day2),
+            (camps[1], Span.MONTH, march)]
+        slots = {(scope, await first.fetchval("SELECT tracker_link_slot($1, $2)", span, at))
+                 for scope, span, at in expected}
+        assert len(slots) == len(expected)
+        assert sorted((r["scope"], r["slot"], r["firsts"]) for r in counts) == sorted(
+            (scope, slot, 1) for scope, slot in slots)
     finally:
         await first.close()
         await second.close()

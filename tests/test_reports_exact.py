@@ -327,8 +327,9 @@ async def check(dsn: str, deliveries, events, tz, first_day, days, bots, task, c
                     " 6 NULLS FIRST, 7 NULLS FIRST",
                     "SELECT * FROM report_agent_hours ORDER BY 1, 2, 3, 4, 5, 6, 7",
                     "SELECT * FROM report_link_counts WHERE (clicks, firsts, human_firsts)"
-                    " <> (0, 0, 0) ORDER BY 1, 2, 3, 4",
-                    "SELECT * FROM report_link_returns WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
+                    " <> (0, 0, 0) ORDER BY scope, slot, url_id",
+                    "SELECT * FROM report_link_returns WHERE n <> 0"
+                    " ORDER BY scope, bots, \"to\", \"from\", url_id",
                     "SELECT * FROM report_delivery_cells WHERE n <> 0 ORDER BY 1, 2, 3, 4",
                     "SELECT * FROM report_campaign_repeats ORDER BY 1, 2")
         kept = [await conn.fetch(q) for q in snapshot]

@@ -19,7 +19,7 @@ from tracker.events import Kind
 from tracker.reports.hours import edge_events, hourly
 from tracker.reports.periods import DAY, Period, ceil_hour, floor_hour
 from tracker.reports.scope import CHANNEL_OF_EVENT, Params, Scope
-from tracker.store.link_rollups import DAY_SPAN, HOUR_SPAN, MONTH_SPAN, PROJECT_SCOPE, channel_scope
+from tracker.store.link_rollups import PROJECT_SCOPE, Span, channel_scope
 
 #: the kind code of a click, as the SQL below writes it
 CLICK = str(int(Kind.CLICK))
@@ -48,23 +48,30 @@ def _ceil_month(t: datetime) -> datetime:
     return (floor + 32 * DAY).replace(day=1)
 
 
-def spans(start: datetime, end: datetime) -> list[tuple[int, datetime, datetime]]:
+def spans(start: datetime, end: datetime) -> list[tuple[Span, datetime, datetime]]:
     """[start, end) (whole UTC hours) as (span, from, to) ranges of report_link_counts
     rows: whole calendar months, then whole days, then the hours left at the edges."""
-    out: list[tuple[int, datetime, datetime]] = []
+    out: list[tuple[Span, datetime, datetime]] = []
     rest = [(start, end)]
     month_start, month_end = _ceil_month(start), _floor_month(end)
     if month_start < month_end:
-        out.append((MONTH_SPAN, month_start, month_end))
+        out.append((Span.MONTH, month_start, month_end))
         rest = [(start, month_start), (month_end, end)]
     for a, b in rest:
         day_start, day_end = _ceil_day(a), _floor_day(b)
         if day_start < day_end:
-            out.extend([(DAY_SPAN, day_start, day_end), (HOUR_SPAN, a, day_start),
-                        (HOUR_SPAN, day_end, b)])
+            out.extend([(Span.DAY, day_start, day_end), (Span.HOUR, a, day_start),
+                        (Span.HOUR, day_end, b)])
         else:
-            out.append((HOUR_SPAN, a, b))
+            out.append((Span.HOUR, a, b))
     return [(span, a, b) for span, a, b in out if a < b]
+
+
+def _slots(p: Params, span: Span, start: datetime, end: datetime) -> str:
+    """The report_link_counts rows of one span starting in [start, end): one range of
+    slots (tracker_link_slot, sql/071)."""
+    return (f"slot >= tracker_link_slot({int(span)}, {p(start)})"
+            f" AND slot < tracker_link_slot({int(span)}, {p(end)})")
 
 
 def _counted_key(scope: Scope) -> int | None:
@@ -102,7 +109,7 @@ async def _link_clicks_counted(conn: asyncpg.Connection, scope: Scope, key: int,
     def rollup(p: Params, _g: str, _g_last: str, start: datetime, end: datetime) -> str:
         parts = " UNION ALL ".join(
             f"SELECT url_id, human_clicks, clicks FROM report_link_counts"
-            f" WHERE scope = {p(key)} AND span = {span} AND at >= {p(a)} AND at < {p(b)}"
+            f" WHERE scope = {p(key)} AND {_slots(p, span, a, b)}"
             for span, a, b in spans(start, end))
         return f"""SELECT 0 AS g, 0 AS g_last, url_id, sum(human_clicks)::bigint AS h,
                           sum(clicks)::bigint AS n
@@ -142,14 +149,13 @@ async def _link_users_counted(conn: asyncpg.Connection, scope: Scope, key: int,
         column = "firsts" if include_bots else "human_firsts"
         head = (f"SELECT url_id, {column} AS n FROM report_link_counts"
                 f" WHERE scope = {counters} AND url_id = ANY({links}::bigint[])")
-        parts = [f"{head} AND span = {span} AND at >= {p(a)} AND at < {p(b)}"
-                 for span, a, b in spans(start, end)]
-        s = p(start)
+        parts = [f"{head} AND {_slots(p, span, a, b)}" for span, a, b in spans(start, end)]
+        s = f"tracker_hour_number({p(start)})"
         parts.append(f"""
             SELECT r.url_id, r.n FROM report_link_returns r
-            WHERE r.scope = {counters} AND r.url_id = ANY({links}::bigint[])
-              AND r.bots = {p(include_bots)} AND r."to" >= {s} AND r."to" < {p(end)}
-              AND r."from" < {s}""")
+            WHERE r.scope = {counters} AND r.bots = {p(include_bots)}
+              AND r."to" >= {s} AND r."to" < tracker_hour_number({p(end)})
+              AND r."from" < {s} AND r.url_id = ANY({links}::bigint[])""")
     edges = _edges(period)
     if edges:
         seen = "true"

@@ -3,10 +3,12 @@
 For each campaign (scope: its id), for each channel (-1 email, -2 push, -3 line) and
 for the whole project (scope 0), kept in the shipper's transaction like every rollup:
 
-* report_link_counts: per link and UTC hour, day and month, clicks (all and human) and
+* report_link_counts: per link and UTC hour, day and month (a slot: the span and its
+  start hour in one integer, tracker_link_slot, sql/071), clicks (all and human) and
   how many (link, user) pairs clicked first in the span.
 * report_link_returns: per link, how many pairs clicked in one UTC hour and next in a
-  later one (over all clicks, and over human clicks).
+  later one (over all clicks, and over human clicks; hours numbered from the Unix
+  epoch, tracker_hour_number).
 
 Distinct users clicking a link inside a period [S, E) of whole UTC hours are the pairs
 first clicked inside it plus the pairs that clicked before S and again inside: each
@@ -21,9 +23,16 @@ the link counters' lock, since it reads what other shippers landed
 
 from __future__ import annotations
 
-#: counters are kept per UTC hour, day and calendar month (the span's length in hours;
-#: 744 stands for a month of any length)
-HOUR_SPAN, DAY_SPAN, MONTH_SPAN = 1, 24, 744
+from enum import IntEnum
+
+
+class Span(IntEnum):
+    """What one counter row covers: a UTC hour, day or calendar month (its length in
+    hours; 744 stands for a month of any length). SQL: tracker_span_<name>()."""
+
+    HOUR = 1
+    DAY = 24
+    MONTH = 744
 
 #: report_link_counts' scope of the whole project; a campaign's is its id (> 0), a
 #: channel's PROJECT_SCOPE - channel (-1 email, -2 push, -3 line)

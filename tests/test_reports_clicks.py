@@ -7,7 +7,7 @@ brute-force SQL over the raw rows."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -20,7 +20,7 @@ from tracker.reports.options import options
 from tracker.reports.periods import Period
 from tracker.store import effects, rollups
 from tracker.store.events import EVENT_COLUMNS, land, ts_from_us
-from tracker.store.link_rollups import Span
+from tracker.store.link_rollups import Span, align_zone
 from tracker.tokens import CHANNELS_BY_NAME
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
@@ -101,13 +101,18 @@ async def _brute_force(conn: asyncpg.Connection, period: Period, campaign: str |
 
 #: (campaign, schedule task, channel, time zone) of the rankings checked: the
 #: project's, each campaign's and each channel's counters, raw clicks under a schedule
-#: task filter or a campaign's channel filter, and Asia/Kolkata's half-hour midnights
-#: (raw clicks at the partial hours)
+#: task filter or a campaign's channel filter, Asia/Kolkata's half-hour midnights and
+#: New York's change to summer time (March 8th); in the counters' zone from counters,
+#: in the others from raw clicks
 SCOPES = [(None, None, None, "UTC"), ("c0", None, None, "UTC"), ("c1", None, None, "UTC"),
           (None, None, "email", "UTC"), (None, None, "push", "UTC"),
           ("c1", None, "push", "UTC"), (None, "t", None, "UTC"), (None, "u", None, "UTC"),
           ("c1", "t", "email", "Asia/Kolkata"), (None, None, None, "Asia/Kolkata"),
-          ("c1", None, None, "Asia/Kolkata"), (None, None, "email", "Asia/Kolkata")]
+          ("c1", None, None, "Asia/Kolkata"), (None, None, "email", "Asia/Kolkata"),
+          (None, None, None, "America/New_York"), ("c0", None, None, "America/New_York")]
+
+#: the zones the counters are kept in, in turn (each refolds them)
+COUNTER_ZONES = ["UTC", "Asia/Kolkata", "America/New_York"]
 
 
 async def _check_every_period(conn: asyncpg.Connection) -> int:
@@ -157,6 +162,11 @@ async def _out_of_order(dsn: str, order: str) -> None:
     try:
         setup = await _setup(conn)
         urls = {dictionary_id(u.encode()): u.encode() for u in LINKS}
+        # each order lands into counters kept in another zone, then they are refolded
+        # in the next one
+        i = list(ORDERS).index(order)
+        zone, next_zone = COUNTER_ZONES[i % 3], COUNTER_ZONES[(i + 1) % 3]
+        await align_zone(conn, zone)
         for n, part in enumerate(ORDERS[order](_rows(setup, CLICKS))):
             await land(conn, journal="clicks", segment=n, offset=0, events=part, urls=urls,
                        user_agents={})
@@ -171,6 +181,9 @@ async def _out_of_order(dsn: str, order: str) -> None:
         assert kept[1], "the clicks make returns"
         await rollups.rebuild(conn)
         assert [await conn.fetch(q) for q in tables] == kept
+        assert await align_zone(conn, next_zone)
+        assert [await conn.fetch(q) for q in tables] != kept, "another zone's days"
+        assert await _check_every_period(conn) == 55 * 2 * len(SCOPES)
     finally:
         await conn.close()
 
@@ -212,14 +225,12 @@ async def _two_shippers(dsn: str) -> None:
         day2, day33 = BASE + timedelta(days=2), BASE + timedelta(days=33)
         march, april = BASE.replace(day=1), day33.replace(day=1)
         expected = [
-            (-1, Span.HOUR, day2 + timedelta(hours=9)), (-1, Span.DAY, day2),
-            (-1, Span.MONTH, march),
-            (0, Span.HOUR, day2 + timedelta(hours=9)), (0, Span.DAY, day2), (0, Span.MONTH, march),
-            (camps[0], Span.HOUR, day33 + timedelta(hours=9)), (camps[0], Span.DAY, day33),
-            (camps[0], Span.MONTH, april),
-            (camps[1], Span.HOUR, day2 + timedelta(hours=9)), (camps[1], Span.DAY, day2),
-            (camps[1], Span.MONTH, march)]
-        slots = {(scope, await first.fetchval("SELECT tracker_link_slot($1, $2)", span, at))
+            (-1, Span.DAY, day2), (-1, Span.MONTH, march),
+            (0, Span.DAY, day2), (0, Span.MONTH, march),
+            (camps[0], Span.DAY, day33), (camps[0], Span.MONTH, april),
+            (camps[1], Span.DAY, day2), (camps[1], Span.MONTH, march)]
+        slots = {(scope, await first.fetchval("SELECT tracker_link_slot($1, $2::date)", span,
+                                              at.date()))
                  for scope, span, at in expected}
         assert len(slots) == len(expected)
         assert sorted((r["scope"], r["slot"], r["firsts"]) for r in counts) == sorted(
@@ -234,26 +245,48 @@ def test_two_shippers_landing_one_pair_count_it_once(database) -> None:
 
 
 def test_spans_cover_a_period_exactly_once_with_the_fewest_counters() -> None:
-    hour = timedelta(hours=1)
-    for start, end in [(datetime(2024, 1, 31, 15, tzinfo=UTC), datetime(2024, 3, 2, 1, tzinfo=UTC)),
-                       (datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)),
-                       (datetime(2026, 3, 2, 5, tzinfo=UTC), datetime(2026, 3, 2, 9, tzinfo=UTC)),
-                       (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))]:
-        ranges = sorted(spans(start, end), key=lambda s: s[1])
-        assert ranges[0][1] == start and ranges[-1][2] == end
+    for first, end in [(date(2024, 1, 31), date(2024, 3, 2)), (date(2025, 12, 1), date(2026, 1, 1)),
+                       (date(2026, 3, 2), date(2026, 3, 3)), (date(2025, 1, 1), date(2026, 1, 1)),
+                       (date(2025, 1, 2), date(2025, 12, 31))]:
+        ranges = sorted(spans(first, end), key=lambda s: s[1])
+        assert ranges[0][1] == first and ranges[-1][2] == end
         assert all(a[2] == b[1] for a, b in zip(ranges, ranges[1:], strict=False))
         for span, a, b in ranges:
-            if span == 1:
-                assert b - a < 24 * hour
-            elif span == 24:
-                assert a.hour == b.hour == 0 and (a.day != 1 or b.day != 1 or a == b)
+            if span == Span.DAY:  # days only where no whole month fits
+                assert not any(d.day == 1 and (d.replace(day=28) + timedelta(days=4)).replace(
+                    day=1) <= b for d in (a + timedelta(days=i) for i in range((b - a).days)))
             else:
-                assert span == 744 and a.day == b.day == 1 and a.hour == b.hour == 0
-    year = spans(datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
-    assert year == [(744, datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))]
-    leap = spans(datetime(2024, 1, 31, 15, tzinfo=UTC), datetime(2024, 3, 2, 1, tzinfo=UTC))
-    assert sorted(leap, key=lambda s: s[1]) == [
-        (1, datetime(2024, 1, 31, 15, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)),
-        (744, datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)),
-        (24, datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)),
-        (1, datetime(2024, 3, 2, tzinfo=UTC), datetime(2024, 3, 2, 1, tzinfo=UTC))]
+                assert span == Span.MONTH and a.day == b.day == 1
+    assert spans(date(2025, 1, 1), date(2026, 1, 1)) == [
+        (Span.MONTH, date(2025, 1, 1), date(2026, 1, 1))]
+    assert sorted(spans(date(2024, 1, 31), date(2024, 3, 2)), key=lambda s: s[1]) == [
+        (Span.DAY, date(2024, 1, 31), date(2024, 2, 1)),
+        (Span.MONTH, date(2024, 2, 1), date(2024, 3, 1)),
+        (Span.DAY, date(2024, 3, 1), date(2024, 3, 2))]
+
+
+async def _answered_by(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        setup = await _setup(conn)
+        urls = {dictionary_id(u.encode()): u.encode() for u in LINKS}
+        await land(conn, journal="clicks", segment=0, offset=0, events=_rows(setup, CLICKS),
+                   urls=urls, user_agents={})
+        await align_zone(conn, "Asia/Tokyo")
+        # a mark only the counters carry: a thousand clicks more on every counter row
+        await conn.execute("UPDATE report_link_counts SET clicks = clicks + 1000")
+
+        async def top_clicks(zone: str) -> int:
+            opts = options({"from": "2026-01-01", "to": "2026-06-30", "include_bots": "true"},
+                           zone)
+            report = await project_report.build(conn, opts)
+            return int(report["click_ranking"][0]["clicks"])
+
+        assert await top_clicks("Asia/Tokyo") > 1000  # the counters, in their zone
+        assert await top_clicks("UTC") < 1000  # raw clicks, in any other
+    finally:
+        await conn.close()
+
+
+def test_counters_answer_in_their_zone_and_raw_clicks_in_others(database) -> None:
+    asyncio.run(_answered_by(database))

@@ -38,6 +38,29 @@ def migrate_or_exit(dsn: str) -> list[str]:
         ) from exc
 
 
+def align_link_zone_or_exit(dsn: str, timezone: str) -> None:
+    """Keep the click ranking's counters by the reports' local days (TRACKER_TIMEZONE):
+    what ``tracker serve`` and ``tracker migrate`` do after migrating, and only they
+    (a one-off command in another zone must not refold a service's counters)."""
+    from tracker.store.link_rollups import align_zone
+
+    async def align() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if await align_zone(conn, timezone):
+                click.echo(f"tracker: the click ranking's counters now follow {timezone}'s"
+                           " local days")
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(align())
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(
+            f"cannot keep the click counters by {timezone}'s days ({exc}); check"
+            " TRACKER_TIMEZONE and TRACKER_DATABASE_URL") from exc
+
+
 @contextlib.asynccontextmanager
 async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(dsn)

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import click
 
-from tracker.cli.database import database_url, migrate_or_exit, settings_or_exit
+from tracker.cli.database import (
+    align_link_zone_or_exit,
+    database_url,
+    migrate_or_exit,
+    settings_or_exit,
+)
 
 
 def _printable(dsn: str) -> str:
@@ -51,6 +56,7 @@ def serve(host: str, port: int, workers: int, log_level: str, ssl_certfile: str 
     settings = settings_or_exit()
     dsn = database_url(settings)
     applied = migrate_or_exit(dsn)
+    align_link_zone_or_exit(dsn, settings.timezone)
     # the workers read the same settings; the embedded database's DSN goes to them here
     os.environ["TRACKER_DATABASE_URL"] = dsn
     os.environ["TRACKER_DATA_DIR"] = str(settings.data_dir)
@@ -91,4 +97,5 @@ def migrate() -> None:
     settings = settings_or_exit()
     dsn = database_url(settings)
     applied = migrate_or_exit(dsn)
+    align_link_zone_or_exit(dsn, settings.timezone)
     click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")

@@ -1,25 +1,26 @@
 """The click ranking (docs/figures.md#f5): clicks and distinct clicking users per link URL.
 
 The project, one campaign or one channel read report_link_counts and
-report_link_returns (tracker.store.link_rollups) for the period's whole UTC hours,
-and raw clicks for the partial hours at its edges (a time zone whose midnights fall
-inside a UTC hour). A schedule task filter, or a campaign under a channel filter,
-reads its raw clicks, found by their schedule tasks.
+report_link_returns (tracker.store.link_rollups), kept by local day and month of the
+reports' time zone: a period of whole local days is whole months plus whole days,
+from the counters alone. A schedule task filter, a campaign under a channel filter,
+or a time zone other than the counters' (until they are refolded in it) read raw
+clicks.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 
 from tracker.classify.verdict import human_sql
 from tracker.events import Kind
-from tracker.reports.hours import edge_events, hourly
-from tracker.reports.periods import DAY, Period, ceil_hour, floor_hour
+from tracker.reports.hours import edge_events
+from tracker.reports.periods import EARLIEST, LATEST, Period
 from tracker.reports.scope import CHANNEL_OF_EVENT, Params, Scope
-from tracker.store.link_rollups import PROJECT_SCOPE, Span, channel_scope
+from tracker.store.link_rollups import PROJECT_SCOPE, Span, channel_scope, counters_zone
 
 #: the kind code of a click, as the SQL below writes it
 CLICK = str(int(Kind.CLICK))
@@ -27,51 +28,37 @@ CLICK = str(int(Kind.CLICK))
 #: (human clicks, all clicks) per link
 Clicks = dict[int, tuple[int, int]]
 
-
-def _floor_day(t: datetime) -> datetime:
-    return t.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _ceil_day(t: datetime) -> datetime:
-    floor = _floor_day(t)
-    return floor if floor == t else floor + DAY
+#: the local days data can lie in (periods.EARLIEST and LATEST, a day of margin)
+FIRST_DAY, END_DAY = EARLIEST.date() - timedelta(days=1), LATEST.date() + timedelta(days=1)
 
 
-def _floor_month(t: datetime) -> datetime:
-    return _floor_day(t).replace(day=1)
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-def _ceil_month(t: datetime) -> datetime:
-    floor = _floor_month(t)
-    if floor == t:
-        return floor
-    return (floor + 32 * DAY).replace(day=1)
-
-
-def spans(start: datetime, end: datetime) -> list[tuple[Span, datetime, datetime]]:
-    """[start, end) (whole UTC hours) as (span, from, to) ranges of report_link_counts
-    rows: whole calendar months, then whole days, then the hours left at the edges."""
-    out: list[tuple[Span, datetime, datetime]] = []
-    rest = [(start, end)]
-    month_start, month_end = _ceil_month(start), _floor_month(end)
+def spans(first: date, end: date) -> list[tuple[Span, date, date]]:
+    """The local days [first, end) as (span, from, to) ranges of report_link_counts
+    rows: whole calendar months, then the days left at either side."""
+    month_start = first if first.day == 1 else _next_month(first)
+    month_end = end.replace(day=1)
     if month_start < month_end:
-        out.append((Span.MONTH, month_start, month_end))
-        rest = [(start, month_start), (month_end, end)]
-    for a, b in rest:
-        day_start, day_end = _ceil_day(a), _floor_day(b)
-        if day_start < day_end:
-            out.extend([(Span.DAY, day_start, day_end), (Span.HOUR, a, day_start),
-                        (Span.HOUR, day_end, b)])
-        else:
-            out.append((Span.HOUR, a, b))
-    return [(span, a, b) for span, a, b in out if a < b]
+        ranges = [(Span.MONTH, month_start, month_end), (Span.DAY, first, month_start),
+                  (Span.DAY, month_end, end)]
+    else:
+        ranges = [(Span.DAY, first, end)]
+    return [(span, a, b) for span, a, b in ranges if a < b]
 
 
-def _slots(p: Params, span: Span, start: datetime, end: datetime) -> str:
-    """The report_link_counts rows of one span starting in [start, end): one range of
-    slots (tracker_link_slot, sql/071)."""
-    return (f"slot >= tracker_link_slot({int(span)}, {p(start)})"
-            f" AND slot < tracker_link_slot({int(span)}, {p(end)})")
+def _days(period: Period) -> tuple[date, date]:
+    """The period's local days as [first, end), bounded to where data can lie."""
+    return max(period.first, FIRST_DAY), min(period.last, END_DAY) + timedelta(days=1)
+
+
+def _slots(p: Params, span: Span, first: date, end: date) -> str:
+    """The report_link_counts rows of one span starting on a day in [first, end): one
+    range of slots (tracker_link_slot, sql/079)."""
+    return (f"slot >= tracker_link_slot({int(span)}, {p(first)}::date)"
+            f" AND slot < tracker_link_slot({int(span)}, {p(end)}::date)")
 
 
 def _counted_key(scope: Scope) -> int | None:
@@ -87,96 +74,40 @@ def _counted_key(scope: Scope) -> int | None:
     return None
 
 
-def _inner(period: Period) -> tuple[datetime, datetime] | None:
-    """The period's whole UTC hours, when it has any (as tracker.reports.hours reads)."""
-    start, end = ceil_hour(period.start), floor_hour(period.end)
-    return (start, end) if start < end else None
+async def _link_clicks_counted(conn: asyncpg.Connection, key: int, period: Period) -> Clicks:
+    """Per link (human clicks, all clicks) on the period's local days."""
+    p = Params()
+    counters = p(key)
+    parts = " UNION ALL ".join(
+        f"SELECT url_id, human_clicks, clicks FROM report_link_counts"
+        f" WHERE scope = {counters} AND {_slots(p, span, a, b)}"
+        for span, a, b in spans(*_days(period)))
+    rows = await conn.fetch(f"""SELECT url_id, sum(human_clicks)::bigint AS h,
+                                       sum(clicks)::bigint AS n
+                                FROM ({parts}) c GROUP BY url_id""", *p.values)
+    return {r["url_id"]: (r["h"], r["n"]) for r in rows}
 
 
-def _edges(period: Period) -> list[tuple[datetime, datetime]]:
-    """The period's partial hours at either end (all of it when it has no whole hour)."""
-    inner = _inner(period)
-    if inner is None:
-        return [(period.start, period.end)]
-    return [(a, b) for a, b in ((period.start, inner[0]), (inner[1], period.end)) if a < b]
-
-
-async def _link_clicks_counted(conn: asyncpg.Connection, scope: Scope, key: int,
-                               period: Period) -> Clicks:
-    """Per link (human clicks, all clicks) inside the period: report_link_counts for
-    its whole hours, raw clicks in scope at its partial hours."""
-
-    def rollup(p: Params, _g: str, _g_last: str, start: datetime, end: datetime) -> str:
-        parts = " UNION ALL ".join(
-            f"SELECT url_id, human_clicks, clicks FROM report_link_counts"
-            f" WHERE scope = {p(key)} AND {_slots(p, span, a, b)}"
-            for span, a, b in spans(start, end))
-        return f"""SELECT 0 AS g, 0 AS g_last, url_id, sum(human_clicks)::bigint AS h,
-                          sum(clicks)::bigint AS n
-                   FROM ({parts}) c GROUP BY url_id"""
-
-    async def raw(start: datetime, end: datetime) -> list[asyncpg.Record]:
-        p = Params()
-        human = human_sql("e.flags")
-        rows: list[asyncpg.Record] = await conn.fetch(
-            f"""SELECT e.url_id, count(*) FILTER (WHERE {human}) AS h, count(*) AS n
-                {edge_events(scope, p, start, end, CLICK)} GROUP BY e.url_id""", *p.values)
-        return rows
-
-    out: dict[int, tuple[int, int]] = {}
-    for r in await hourly(conn, period, "total", rollup, raw):
-        h, n = out.get(r["url_id"], (0, 0))
-        out[r["url_id"]] = (h + r["h"], n + r["n"])
-    return out
-
-
-async def _link_users_counted(conn: asyncpg.Connection, scope: Scope, key: int,
-                              period: Period, include_bots: bool,
-                              url_ids: list[int]) -> dict[int, int]:
-    """Distinct users per link clicking inside the period. Over its whole hours
-    [S, E): the (link, user) pairs whose first click hour is inside it
-    (report_link_counts) plus those that clicked before it and again inside, each of
-    which has exactly one step between consecutive click hours entering the period
-    (report_link_returns: from before it, to inside it). At its partial hours: the
-    pairs clicking there (raw clicks) with no click in scope in [S, E)."""
+async def _link_users_counted(conn: asyncpg.Connection, key: int, period: Period,
+                              include_bots: bool, url_ids: list[int]) -> dict[int, int]:
+    """Distinct users per link clicking on the period's local days [F, E): the (link,
+    user) pairs whose first click day is inside (report_link_counts) plus those that
+    clicked before it and again inside, each of which has exactly one step between
+    consecutive click days entering the period (report_link_returns: from before F,
+    to inside)."""
     p = Params()
     counters, links = p(key), p(url_ids)
-    parts = []
-    inner = _inner(period)
-    human = "" if include_bots else f" AND {human_sql('e.flags')}"
-    if inner is not None:
-        start, end = inner
-        column = "firsts" if include_bots else "human_firsts"
-        head = (f"SELECT url_id, {column} AS n FROM report_link_counts"
-                f" WHERE scope = {counters} AND url_id = ANY({links}::bigint[])")
-        parts = [f"{head} AND {_slots(p, span, a, b)}" for span, a, b in spans(start, end)]
-        s = f"tracker_hour_number({p(start)})"
-        parts.append(f"""
-            SELECT r.url_id, r.n FROM report_link_returns r
-            WHERE r.scope = {counters} AND r.bots = {p(include_bots)}
-              AND r."to" >= {s} AND r."to" < tracker_hour_number({p(end)})
-              AND r."from" < {s} AND r.url_id = ANY({links}::bigint[])""")
-    edges = _edges(period)
-    if edges:
-        seen = "true"
-        if inner is not None:
-            # the pair's clicks in the whole hours: its user's deliveries in scope,
-            # then each one's clicks of the link (the clicks' index, sql/063)
-            campaign = (f" AND e.campaign = ANY({p(list(scope.campaigns))}::int[])"
-                        if scope.campaigns is not None else "")
-            seen = f"""NOT EXISTS (
-                SELECT 1 FROM deliveries d
-                CROSS JOIN LATERAL (
-                    SELECT 1 FROM events e
-                    WHERE e.delivery_id = d.delivery_id AND e.kind = {CLICK}
-                      AND e.url_id = x.url_id AND e.ts >= {p(inner[0])}
-                      AND e.ts < {p(inner[1])}{human}{campaign} LIMIT 1) hit
-                WHERE d.user_id = x.user_id AND NOT d.is_test AND {scope.where(p, 'd')})"""
-        pairs = " UNION ".join(
-            f"SELECT e.url_id, d.user_id {edge_events(scope, p, a, b, CLICK)}"
-            f" AND d.user_id IS NOT NULL AND e.url_id = ANY({links}::bigint[]){human}"
-            for a, b in edges)
-        parts.append(f"SELECT x.url_id, 1 FROM ({pairs}) x WHERE {seen}")
+    first, end = _days(period)
+    column = "firsts" if include_bots else "human_firsts"
+    parts = [f"SELECT url_id, {column} AS n FROM report_link_counts"
+             f" WHERE scope = {counters} AND url_id = ANY({links}::bigint[])"
+             f" AND {_slots(p, span, a, b)}" for span, a, b in spans(first, end)]
+    f = f"tracker_day_number({p(first)}::date)"
+    parts.append(f"""
+        SELECT r.url_id, r.n FROM report_link_returns r
+        WHERE r.scope = {counters} AND r.bots = {p(include_bots)}
+          AND r."to" >= {f} AND r."to" < tracker_day_number({p(end)}::date)
+          AND r."from" < {f} AND r.url_id = ANY({links}::bigint[])""")
     sql = f"""SELECT url_id, sum(n)::bigint AS n FROM ({' UNION ALL '.join(parts)}) pairs
               GROUP BY url_id"""
     return {r["url_id"]: r["n"] for r in await conn.fetch(sql, *p.values)}
@@ -211,6 +142,19 @@ async def _links_raw(conn: asyncpg.Connection, scope: Scope, period: Period,
     return {r["url_id"]: (r["n"], r["users"]) for r in await conn.fetch(sql, *p.values)}
 
 
+async def _links_raw_by_time(conn: asyncpg.Connection, scope: Scope, period: Period,
+                             include_bots: bool) -> dict[int, tuple[int, int]]:
+    """Per link (clicks, distinct users) from every raw click of the period in scope
+    (the project or a channel in a time zone other than the counters'): exact, and
+    as slow as the period's clicks are many."""
+    p = Params()
+    human = "" if include_bots else f" AND {human_sql('e.flags')}"
+    sql = f"""SELECT e.url_id, count(*) AS n, count(DISTINCT d.user_id) AS users
+              {edge_events(scope, p, period.start, period.end, CLICK)}{human}
+              GROUP BY e.url_id"""
+    return {r["url_id"]: (r["n"], r["users"]) for r in await conn.fetch(sql, *p.values)}
+
+
 async def _url_texts(conn: asyncpg.Connection, url_ids: list[int]) -> dict[int, str]:
     return {r["id"]: r["url"] for r in await conn.fetch(
         "SELECT id, url FROM urls WHERE id = ANY($1::bigint[])", url_ids)}
@@ -228,16 +172,20 @@ async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
                         include_bots: bool, limit: int) -> list[dict[str, Any]]:
     """Clicks and distinct clicking users per link URL inside the period, whenever
     the message was sent (F5), most clicked first. The project, one campaign or one
-    channel is answered from the link counters (and raw clicks at partial hours);
-    a schedule task filter, or a campaign under a channel filter, from its raw
-    clicks. Users are counted only for the links that can make the list."""
+    channel is answered from the link counters when they are kept in the period's
+    time zone; a schedule task filter, a campaign under a channel filter, or another
+    time zone, from raw clicks. Users are counted only for the links that can make
+    the list."""
     if period.start >= period.end:
         return []  # dates clamped to before or after any data: nothing to rank
     key = _counted_key(scope)
-    if key is None:
-        links = await _links_raw(conn, scope, period, include_bots)
+    if key is None or await counters_zone(conn) != period.timezone:
+        if scope.campaigns is None and scope.schedule_tasks is None:
+            links = await _links_raw_by_time(conn, scope, period, include_bots)
+        else:
+            links = await _links_raw(conn, scope, period, include_bots)
         return _ranked(await _url_texts(conn, list(links)), links, limit)
-    found = await _link_clicks_counted(conn, scope, key, period)
+    found = await _link_clicks_counted(conn, key, period)
     clicks = {u: n if include_bots else h for u, (h, n) in found.items()}
     ranked = sorted((n for n in clicks.values() if n > 0), reverse=True)
     if not ranked:
@@ -245,6 +193,6 @@ async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
     # every link tied with the last one listed may still make the list on users or URL
     floor = ranked[min(limit, len(ranked)) - 1]
     candidates = [u for u, n in clicks.items() if n >= floor]
-    users = await _link_users_counted(conn, scope, key, period, include_bots, candidates)
+    users = await _link_users_counted(conn, key, period, include_bots, candidates)
     return _ranked(await _url_texts(conn, candidates),
                    {u: (clicks[u], users.get(u, 0)) for u in candidates}, limit)

@@ -2,7 +2,12 @@
 
 Each file runs in its own transaction and is recorded in ``schema_migrations``;
 an advisory lock makes concurrent starts (several workers, several test
-processes) wait for one another instead of racing.
+processes) wait for one another instead of racing (on a Citus cluster every tracker
+migrates through the coordinator, so the lock is the coordinator's and still serves).
+
+The same files serve plain PostgreSQL and Citus: sql/072 hands the tables to Citus
+when the ``citus`` extension is installed in the database and does nothing otherwise.
+When a run applied migrations on Citus, one log line says where the tables now are.
 """
 
 from __future__ import annotations
@@ -49,7 +54,41 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
             applied_now.append(path.name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+    if applied_now:
+        placements = await citus_placements(conn)
+        if placements is not None:
+            log.info("Citus: %s", placements)
     return applied_now
+
+
+async def citus_placements(conn: asyncpg.Connection) -> str | None:
+    """Where Citus keeps the tracker's tables, in one line (None without Citus):
+    distributed tables by column and co-location group, reference tables, and the
+    tables that stay on the coordinator."""
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension"
+                               " WHERE extname = 'citus')"):
+        return None
+    rows = await conn.fetch(
+        "SELECT c.relname, t.citus_table_type AS kind, t.distribution_column AS column,"
+        " t.colocation_id FROM pg_class c"
+        " LEFT JOIN citus_tables t ON t.table_name = c.oid"
+        " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')"
+        " AND NOT c.relispartition ORDER BY c.relname")
+    distributed: dict[tuple[str, int], list[str]] = {}
+    reference: list[str] = []
+    local: list[str] = []
+    for row in rows:
+        if row["kind"] == "distributed":
+            distributed.setdefault((row["column"], row["colocation_id"]), []).append(row["relname"])
+        elif row["kind"] == "reference":
+            reference.append(row["relname"])
+        else:
+            local.append(row["relname"])
+    parts = [f"distributed by {column} (co-location group {group}): {', '.join(names)}"
+             for (column, group), names in sorted(distributed.items())]
+    parts.append(f"reference tables: {', '.join(reference) or 'none'}")
+    parts.append(f"on the coordinator: {', '.join(local) or 'none'}")
+    return "; ".join(parts)
 
 
 async def migrate_url(dsn: str) -> list[str]:

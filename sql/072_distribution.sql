@@ -9,7 +9,7 @@
 -- table calls tracker_distribute or tracker_reference after its CREATE TABLE (a table
 -- named by neither stays an ordinary table on the coordinator), and one that creates
 -- or restates a SQL function writing tables calls tracker_adapt_for_citus() last.
--- tracker migrate logs where the tables are after a run on Citus.
+-- tracker.migrate logs (INFO) where the tables are after a run on Citus.
 --
 -- Distributed by campaign, co-located (a campaign's rows on one shard group, so one
 -- campaign's figures are read on one worker and the project's on all in parallel):

@@ -29,7 +29,7 @@ from tests import test_reports_exact as exact
 from tests.cluster_support import citus_cluster  # noqa: F401
 from tests.support import Service, event_count, query, run, scalar, wait_for
 from tracker.cluster.nodes import Cluster
-from tracker.migrate import citus_placements, migrate_url
+from tracker.migrate import citus_placements_url, migrate_url
 
 #: where sql/072 puts each table on Citus: distributed (by that column), reference
 DISTRIBUTED = {"events": "campaign", "report_event_hours": "campaign",
@@ -96,15 +96,7 @@ def test_on_plain_postgresql_nothing_is_distributed_or_restated(database: str) -
         database, "SELECT p.proname, l.lanname FROM pg_proc p JOIN pg_language l"
                   " ON l.oid = p.prolang WHERE p.proname = ANY($1)", sorted(ADAPTED))}
     assert languages == dict.fromkeys(ADAPTED, "sql")
-    assert run(_placements(database)) is None
-
-
-async def _placements(dsn: str) -> str | None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await citus_placements(conn)
-    finally:
-        await conn.close()
+    assert run(citus_placements_url(database)) is None
 
 
 @pytest.mark.slow
@@ -140,9 +132,10 @@ def test_migrate_distributes_events_and_rollups_by_campaign_co_located(
         dsn, "SELECT p.proname, l.lanname FROM pg_proc p JOIN pg_language l"
              " ON l.oid = p.prolang WHERE p.proname = ANY($1)", sorted(ADAPTED))}
     assert languages == dict.fromkeys(ADAPTED, "plpgsql")
-    # tracker migrate says where the tables went
+    # migrating said where the tables went, in one line
     said = [line for line in logged if line.startswith("Citus: ")]
     assert len(said) == 1, logged
+    assert said[0] == f"Citus: {run(citus_placements_url(dsn))}"
     assert "distributed by campaign (co-location group" in said[0]
     assert "reference tables: campaigns, schedule_tasks, urls, user_agents" in said[0]
     assert "on the coordinator: conversions, deliveries, journal_positions" in said[0]

@@ -7,7 +7,9 @@ migrates through the coordinator, so the lock is the coordinator's and still ser
 
 The same files serve plain PostgreSQL and Citus: sql/072 hands the tables to Citus
 when the ``citus`` extension is installed in the database and does nothing otherwise.
-When a run applied migrations on Citus, one log line says where the tables now are.
+When a run applied migrations on Citus, one log line (INFO, this module's logger)
+says where the tables now are; ``citus_placements_url`` gives the same line to a
+command that prints it.
 """
 
 from __future__ import annotations
@@ -89,6 +91,15 @@ async def citus_placements(conn: asyncpg.Connection) -> str | None:
     parts.append(f"reference tables: {', '.join(reference) or 'none'}")
     parts.append(f"on the coordinator: {', '.join(local) or 'none'}")
     return "; ".join(parts)
+
+
+async def citus_placements_url(dsn: str) -> str | None:
+    """``citus_placements`` of the database at ``dsn``."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await citus_placements(conn)
+    finally:
+        await conn.close()
 
 
 async def migrate_url(dsn: str) -> list[str]:

@@ -45,7 +45,8 @@ READERS: dict[str, str] = {
     "report_outcome_hours": "outcome figures and error codes (F6, F9)",
     "report_click_hours": "(dropped by sql/065)",
     "report_click_users": "(dropped by sql/065)",
-    "report_link_": "click ranking: project, one campaign or one channel (F5, sql/065)",
+    "report_link_": "click ranking: project, one campaign or one channel, by local day (F5,"
+                    " sql/079)",
     "report_agent_hours": "devices (F22)",
     "report_delivery_cells": "campaign list's people (sql/055)",
     "report_campaign_repeats": "campaign list's people, users reached twice (sql/055)",

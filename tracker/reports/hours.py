@@ -2,8 +2,9 @@
 the whole UTC hours inside it and from raw rows for the (rare) partial hours at its
 edges, or from raw rows alone when a day series is asked in a time zone whose
 midnights are not on the hour. ``hourly`` reads one group; ``Grouping`` reads the
-total, schedule tasks and local days at once. Every figure module reads through
-these, so the split between rollups and raw rows is made in one place.
+total, schedule tasks and local days at once. Every figure kept by UTC hour reads
+through these, so the split between rollups and raw rows is made in one place (the
+click ranking's counters are kept by local day: tracker.reports.clicks).
 """
 
 from __future__ import annotations

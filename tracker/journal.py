@@ -89,8 +89,9 @@ SHIPPER_ALIVE = 1.0
 MARK_SPACING = 0.05
 MAX_MARKS = 10_000
 #: under load (the previous group carried at least COMMIT_SIBLINGS appends) the commit
-#: thread waits this long (seconds) before taking a group: more hits per fsync
-COMMIT_DELAY = 0.001
+#: thread waits this long (seconds) before taking a group: more hits per fsync. Short
+#: beside an fsync, since every hit of the group waits it too (loadtests/README.md)
+COMMIT_DELAY = 0.0002
 COMMIT_SIBLINGS = 4
 #: a disk-full or write error is logged at most this often (with the count since)
 LOUD_LOG_EVERY = 5.0

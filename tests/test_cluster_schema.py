@@ -35,14 +35,10 @@ from tracker.migrate import citus_placements_url, migrate_url
 DISTRIBUTED = {"events": "campaign", "report_event_hours": "campaign",
                "report_agent_hours": "campaign", "report_link_counts": "scope",
                "report_link_returns": "scope"}
-REFERENCE = {"campaigns", "schedule_tasks", "urls", "user_agents"}
+REFERENCE = {"campaigns", "schedule_tasks", "urls", "user_agents", "report_link_zone"}
 #: the SQL functions that tracker_adapt_for_citus restates in PL/pgSQL on Citus
 ADAPTED = {"tracker_fold_counts", "tracker_fold_links", "tracker_fold_outcomes",
            "tracker_list_cells", "tracker_list_repeats"}
-
-#: zones whose midnight is not on a UTC hour: their click ranking does not run on Citus
-#: yet (test_the_click_ranking_in_a_half_hour_zone_on_the_cluster)
-HALF_HOUR_ZONES = {"Asia/Kolkata"}
 
 #: a person's mail client, so the classifier counts the hits among people
 BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) "
@@ -137,7 +133,7 @@ def test_migrate_distributes_events_and_rollups_by_campaign_co_located(
     assert len(said) == 1, logged
     assert said[0] == f"Citus: {run(citus_placements_url(dsn))}"
     assert "distributed by campaign (co-location group" in said[0]
-    assert "reference tables: campaigns, schedule_tasks, urls, user_agents" in said[0]
+    assert f"reference tables: {', '.join(sorted(REFERENCE))};" in said[0]
     assert "on the coordinator: conversions, deliveries, journal_positions" in said[0]
 
 
@@ -156,8 +152,7 @@ def test_deliveries_are_distributed_with_their_events(migrated: tuple[str, list[
 @settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(deliveries=exact.deliveries_st, events=exact.events_st,
-       tz=st.sampled_from([z for z in exact.ZONES if z not in HALF_HOUR_ZONES]),
-       first_day=st.integers(-1, 5), days=st.integers(0, 4),
+       tz=st.sampled_from(exact.ZONES), first_day=st.integers(-1, 5), days=st.integers(0, 4),
        bots=st.booleans(), task=st.sampled_from([None, "t0"]),
        channel=st.sampled_from([None, 1, 2]))
 @example(  # both campaigns: opened, clicked, (un)subscribed, converted and bounced
@@ -186,12 +181,11 @@ def test_every_figure_equals_brute_force_sql_on_the_cluster(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=asyncpg.FeatureNotSupportedError, reason=(
-    "issue 20, not done: in a zone whose midnight is not on a UTC hour (Asia/Kolkata) the "
-    "click ranking counts the users of its edge hours with a correlated NOT EXISTS into "
-    "deliveries and events (tracker/reports/clicks.py), which Citus does not run"))
 def test_the_click_ranking_in_a_half_hour_zone_on_the_cluster(
         migrated: tuple[str, list[str]], cluster_reference: None) -> None:
+    """A zone whose midnight is not on a UTC hour (Asia/Kolkata), clicks on either side
+    of its midnights: before sql/079 the ranking counted the users of its edge hours
+    with a correlated NOT EXISTS, which Citus does not run."""
     dsn, _ = migrated
     delivery = {"task": 0, "status": 1, "channel": 1, "has_html": True, "is_test": False,
                 "error": (None, None)}

@@ -14,11 +14,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import re
+import subprocess
+import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -135,6 +139,22 @@ def test_migrate_distributes_events_and_rollups_by_campaign_co_located(
     assert "distributed by campaign (co-location group" in said[0]
     assert f"reference tables: {', '.join(sorted(REFERENCE))};" in said[0]
     assert "on the coordinator: conversions, deliveries, journal_positions" in said[0]
+
+
+@pytest.mark.slow
+def test_tracker_migrate_prints_where_the_tables_are(
+        migrated: tuple[str, list[str]], tmp_path: Path) -> None:
+    """The command, not only the log: `tracker migrate` on a coordinator ends with the
+    one line that says which tables are distributed, reference or on the coordinator."""
+    dsn, _ = migrated
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "migrate"], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "TRACKER_DATABASE_URL": dsn,
+                          "TRACKER_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-2] == "database is up to date"
+    assert lines[-1] == f"Citus: {run(citus_placements_url(dsn))}"
 
 
 @pytest.mark.slow

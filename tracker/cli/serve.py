@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from tracker.cli.database import (
     migrate_or_exit,
     settings_or_exit,
 )
+from tracker.migrate import citus_placements_url
 
 
 def _printable(dsn: str) -> str:
@@ -99,3 +101,6 @@ def migrate() -> None:
     applied = migrate_or_exit(dsn)
     align_link_zone_or_exit(dsn, settings.timezone)
     click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
+    placements = asyncio.run(citus_placements_url(dsn))
+    if placements is not None:  # a Citus cluster's coordinator: where the tables are
+        click.echo("Citus: " + placements)

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.support import API_KEY, Databases, Service, query, wait_for
+from tests.support import API_KEY, Databases, Service, scalar, wait_for
 
 TIMEZONE = "Asia/Tokyo"
 #: a person's phone, so the classifier counts the hits among people
@@ -435,4 +435,4 @@ def test_sign_out_revokes_a_copied_cookie(pages_service: Service) -> None:
 def test_the_click_counters_follow_the_services_time_zone(pages_service: Service) -> None:
     """tracker serve with TRACKER_TIMEZONE=Asia/Tokyo keeps the click ranking's
     counters by Tokyo's local days (sql/079), so its pages read them, not raw clicks."""
-    assert query(pages_service.dsn, "SELECT zone FROM report_link_zone") == [("Asia/Tokyo",)]
+    assert scalar(pages_service.dsn, "SELECT zone FROM report_link_zone") == "Asia/Tokyo"

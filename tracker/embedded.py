@@ -10,6 +10,7 @@ socket inside the data directory, never on a TCP port.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import subprocess
@@ -19,18 +20,31 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def is_running(pgdata: Path) -> bool:
-    pid_file = pgdata / "postmaster.pid"
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The pid of the server running in ``pgdata``, from its postmaster.pid; None if
+    none runs."""
     try:
-        pid = int(pid_file.read_text().split("\n", 1)[0])
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
     except (OSError, ValueError):
-        return False
+        return None
+    return pid if alive(pid) else None
+
+
+def is_running(pgdata: Path) -> bool:
+    return postmaster_pid(pgdata) is not None
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (another user's too), a zombie counting as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    # a zombie answers signal 0; a postmaster is pg_ctl's grandchild, not ours
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 

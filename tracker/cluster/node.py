@@ -21,8 +21,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracker import embedded
 from tracker.cluster.errors import ClusterError
 from tracker.cluster.pginstall import binary, server_user
+from tracker.embedded import alive
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
@@ -120,24 +122,7 @@ def stop(node: Node) -> int | None:
 
 def postmaster_pid(node: Node) -> int | None:
     """The pid of the node's running server, from its postmaster.pid; None if none runs."""
-    try:
-        pid = int((node.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
-    return pid if alive(pid) else None
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie answers signal 0; the postmaster is pg_ctl's grandchild, not ours
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
+    return embedded.postmaster_pid(node.data_dir)
 
 
 def _run_as_server(node: Node, command: list[str]) -> None:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import pg_data_parent
+from tests.conftest import server_folder
 from tracker.cluster import build, nodes
 from tracker.cluster.errors import ClusterError
 from tracker.cluster.nodes import Cluster
@@ -52,12 +51,8 @@ def skip_unless_available() -> None:
 def cluster_folder() -> Iterator[Path]:
     """An empty folder for a cluster, readable by the unprivileged user the nodes run
     as under root (pytest's own temp dirs are private to their owner); removed after."""
-    root = Path(tempfile.mkdtemp(prefix="tracker-test-cluster-", dir=pg_data_parent()))
-    root.chmod(0o755)
-    try:
+    with server_folder("tracker-test-cluster-") as root:
         yield root / "cluster"
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager

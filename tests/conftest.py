@@ -3,6 +3,7 @@ a fresh database per test or module, and the real service over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -39,6 +40,20 @@ def pg_data_parent() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def server_folder(prefix: str) -> Iterator[Path]:
+    """A new folder for PostgreSQL data (see ``pg_data_parent``), readable by the
+    unprivileged ``pgserver`` user that runs PostgreSQL when tests run as root
+    (pytest's own temp dirs are private to their owner, which initdb cannot enter);
+    removed after."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=pg_data_parent()))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_data_dir() -> Iterator[Path | None]:
     """Where the run's embedded PostgreSQL keeps its data (None for an external server).
@@ -49,12 +64,8 @@ def pg_data_dir() -> Iterator[Path | None]:
     if os.environ.get("TRACKER_TEST_DATABASE_URL"):
         yield None
         return
-    root = Path(tempfile.mkdtemp(prefix="tracker-test-pg-", dir=pg_data_parent()))
-    root.chmod(0o755)
-    try:
+    with server_folder("tracker-test-pg-") as root:
         yield root / "pgdata"
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,16 @@ def postmaster_pid(pgdata: Path) -> int | None:
     return pid if alive(pid) else None
 
 
+#: PostgreSQL refuses to run as root; pgserver then runs it as this user (creating it),
+#: and so do the local cluster's nodes (tracker.cluster)
+SERVER_USER = "pgserver"
+
+
+def server_user() -> str | None:
+    """The user to run PostgreSQL's programs as: ``pgserver`` under root, else ourselves."""
+    return SERVER_USER if os.geteuid() == 0 else None
+
+
 def is_running(pgdata: Path) -> bool:
     return postmaster_pid(pgdata) is not None
 
@@ -73,8 +83,7 @@ def pg_ctl_stop(pgdata: Path, mode: str = "fast") -> None:
 
     if not is_running(pgdata):
         return
-    user = "pgserver" if os.geteuid() == 0 else None
     try:
-        pg_ctl(["-m", mode, "-w", "stop"], pgdata=pgdata, user=user, timeout=60)
+        pg_ctl(["-m", mode, "-w", "stop"], pgdata=pgdata, user=server_user(), timeout=60)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         log.warning("could not stop embedded PostgreSQL in %s: %s", pgdata, exc)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from tracker import embedded
 from tracker.cluster.errors import ClusterError
-from tracker.cluster.pginstall import binary, server_user
-from tracker.embedded import alive
+from tracker.cluster.pginstall import binary
+from tracker.embedded import alive, server_user
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"

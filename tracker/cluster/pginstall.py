@@ -1,4 +1,4 @@
-"""Where the embedded PostgreSQL is installed, and which user runs its servers.
+"""Where the embedded PostgreSQL is installed.
 
 Found from the ``pgserver`` package's location without importing it (an import
 starts nothing, but costs a tenth of a second and warns without XDG_RUNTIME_DIR).
@@ -7,14 +7,9 @@ starts nothing, but costs a tenth of a second and warns without XDG_RUNTIME_DIR)
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from tracker.cluster.errors import ClusterError
-
-#: PostgreSQL refuses to run as root; pgserver then runs it as this user (creating it),
-#: and so do the cluster's nodes.
-SERVER_USER = "pgserver"
 
 
 def pginstall() -> Path:
@@ -31,8 +26,3 @@ def pginstall() -> Path:
 def binary(name: str) -> Path:
     """A program of the embedded PostgreSQL (initdb, pg_ctl, pg_config)."""
     return pginstall() / "bin" / name
-
-
-def server_user() -> str | None:
-    """The user to run PostgreSQL's programs as: ``pgserver`` under root, else ourselves."""
-    return SERVER_USER if os.geteuid() == 0 else None

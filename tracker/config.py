@@ -36,6 +36,14 @@ class Settings:
         return self.data_dir / "journal"
 
 
+def cache_dir(kind: str) -> Path:
+    """Where the tracker keeps what it can rebuild, per user and machine rather than
+    per instance (compiled Hyperscan databases, Citus builds): ``$XDG_CACHE_HOME/
+    tracker/<kind>``, else ``~/.cache/tracker/<kind>``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tracker" / kind
+
+
 def _read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
     if path.exists():
         return path.read_text().strip(), False

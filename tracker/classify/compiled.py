@@ -21,16 +21,13 @@ from pathlib import Path
 
 import hyperscan
 
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tracker" / "hyperscan"
+from tracker.config import cache_dir
 
 
 def _path(expressions: list[bytes], flags: list[int]) -> Path:
     version = getattr(hyperscan, "__version__", "")  # a database of another is refused anyway
     key = hashlib.sha256(repr((version, expressions, flags)).encode())
-    return cache_dir() / f"{key.hexdigest()}.hsdb"
+    return cache_dir("hyperscan") / f"{key.hexdigest()}.hsdb"
 
 
 def load(expressions: list[bytes], flags: list[int]) -> hyperscan.Database | None:

@@ -34,6 +34,7 @@ from typing import IO
 from tracker.cluster.errors import ClusterError
 from tracker.cluster.pginstall import binary
 from tracker.cluster.source import Source
+from tracker.config import cache_dir
 
 #: libcurl serves only Citus's anonymous usage reports, which a local cluster should not send
 BASE_OPTIONS = ("--without-libcurl",)
@@ -59,8 +60,7 @@ class Build:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tracker" / "citus"
+    return cache_dir("citus")
 
 
 def pg_config(option: str) -> str:

@@ -113,22 +113,17 @@ async def _link_users_counted(conn: asyncpg.Connection, key: int, period: Period
     return {r["url_id"]: r["n"] for r in await conn.fetch(sql, *p.values)}
 
 
-async def _links_raw(conn: asyncpg.Connection, scope: Scope, period: Period,
-                     include_bots: bool) -> dict[int, tuple[int, int]]:
-    """Per link (clicks, distinct users) from the scope's raw clicks, found by its
-    schedule tasks (the filter's, or its campaigns'; events_task): a task's clicks
-    are few and lie together by time. An event's delivery is always of the event's
-    campaign, so only those campaigns' deliveries are joined."""
-    p = Params()
+def _clicks_by_task(scope: Scope, p: Params, period: Period) -> str:
+    """FROM and WHERE over the scope's raw clicks of the period, found by its schedule
+    tasks (the filter's, or its campaigns'; events_task): a task's clicks are few and
+    lie together by time. An event's delivery is always of the event's campaign, so
+    only those campaigns' deliveries are joined."""
     if scope.schedule_tasks is not None:
         tasks = f"{p(list(scope.schedule_tasks))}::int[]"
     else:
         tasks = (f"ARRAY(SELECT id FROM schedule_tasks"
                  f" WHERE campaign = ANY({p(list(scope.campaigns or ()))}::int[]))")
-    human = "" if include_bots else f" AND {human_sql('e.flags')}"
-    sql = f"""
-        SELECT e.url_id, count(*) AS n, count(DISTINCT d.user_id) AS users
-        FROM events e
+    return f"""FROM events e
         LEFT JOIN (SELECT delivery_id, user_id, is_test, channel FROM deliveries
                    WHERE campaign = ANY(ARRAY(SELECT DISTINCT campaign FROM schedule_tasks
                                               WHERE id = ANY({tasks})))) d
@@ -136,21 +131,24 @@ async def _links_raw(conn: asyncpg.Connection, scope: Scope, period: Period,
         LEFT JOIN campaigns c ON c.id = e.campaign
         WHERE e.schedule_task = ANY({tasks}) AND e.kind = {CLICK}
           AND e.ts >= {p(period.start)} AND e.ts < {p(period.end)}
-          AND NOT coalesce(d.is_test, false){human}
-          AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}
-        GROUP BY e.url_id"""
-    return {r["url_id"]: (r["n"], r["users"]) for r in await conn.fetch(sql, *p.values)}
+          AND NOT coalesce(d.is_test, false)
+          AND {scope.where(p, 'e', channel_sql=CHANNEL_OF_EVENT)}"""
 
 
-async def _links_raw_by_time(conn: asyncpg.Connection, scope: Scope, period: Period,
-                             include_bots: bool) -> dict[int, tuple[int, int]]:
-    """Per link (clicks, distinct users) from every raw click of the period in scope
-    (the project or a channel in a time zone other than the counters'): exact, and
-    as slow as the period's clicks are many."""
+async def _links_raw(conn: asyncpg.Connection, scope: Scope, period: Period,
+                     include_bots: bool) -> dict[int, tuple[int, int]]:
+    """Per link (clicks, distinct users) from the scope's raw clicks: found by their
+    schedule tasks when the scope names campaigns or tasks, else every click of the
+    period in scope (the project or a channel in a time zone other than the
+    counters': exact, and as slow as the period's clicks are many)."""
     p = Params()
+    if scope.campaigns is None and scope.schedule_tasks is None:
+        clicks = edge_events(scope, p, period.start, period.end, CLICK)
+    else:
+        clicks = _clicks_by_task(scope, p, period)
     human = "" if include_bots else f" AND {human_sql('e.flags')}"
     sql = f"""SELECT e.url_id, count(*) AS n, count(DISTINCT d.user_id) AS users
-              {edge_events(scope, p, period.start, period.end, CLICK)}{human}
+              {clicks}{human}
               GROUP BY e.url_id"""
     return {r["url_id"]: (r["n"], r["users"]) for r in await conn.fetch(sql, *p.values)}
 
@@ -180,10 +178,7 @@ async def click_ranking(conn: asyncpg.Connection, scope: Scope, period: Period,
         return []  # dates clamped to before or after any data: nothing to rank
     key = _counted_key(scope)
     if key is None or await counters_zone(conn) != period.timezone:
-        if scope.campaigns is None and scope.schedule_tasks is None:
-            links = await _links_raw_by_time(conn, scope, period, include_bots)
-        else:
-            links = await _links_raw(conn, scope, period, include_bots)
+        links = await _links_raw(conn, scope, period, include_bots)
         return _ranked(await _url_texts(conn, list(links)), links, limit)
     found = await _link_clicks_counted(conn, key, period)
     clicks = {u: n if include_bots else h for u, (h, n) in found.items()}
